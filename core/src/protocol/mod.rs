@@ -1,0 +1,401 @@
+//! The device protocol between the host bridge and the board, defined once for both ends.
+//!
+//! # Wire format
+//!
+//! Every message, in either direction, is one **frame**:
+//!
+//! ```text
+//! frame   = COBS( body ‖ crc32 ) ‖ 0x00
+//! body    = postcard( Envelope { id: u32 (varint), message: Request | Response } )
+//! crc32   = CRC-32/ISO-HDLC of `body`, 4 bytes little-endian
+//! ```
+//!
+//! * COBS removes every zero byte, so `0x00` only ever ends a frame: a receiver that lost sync
+//!   (garbage, a half frame after a reset) drops bytes up to the next zero and carries on.
+//! * A frame may be at most [`MAX_FRAME`] bytes, zero included; a longer one is discarded whole
+//!   and answered with [`Refusal::Frame`]`(`[`FrameError::TooLong`]`)`.
+//! * `id` is chosen by the host and echoed by the board in the response, so the bridge can
+//!   match answers to questions and detect a stale answer after a timeout. A frame whose CRC
+//!   or encoding is bad is answered with id 0.
+//! * postcard encodes enums as a varint variant index followed by the fields, in declaration
+//!   order. **Variants are only ever appended** — never reordered or removed — so a newer
+//!   board still understands an older bridge for everything the bridge knows. Incompatible
+//!   changes bump [`PROTOCOL_VERSION`], which [`Request::Hello`] and [`Response::Info`] carry.
+//!
+//! # Conversation
+//!
+//! The host asks, the board answers: exactly one response per request frame. Signing with an
+//! on-board key is one round trip (`Sign` → `Signature`). The HSM tiers add continuations that
+//! reuse the same request id:
+//!
+//! * YubiHSM2: `Sign` → [`Response::RelayToHsm`] (sealed SCP03 message) → the bridge forwards it
+//!   and sends the HSM's answer back as [`Request::HsmReply`] → … → `Signature`.
+//! * Host-held cloud key: `Sign` → [`Response::DigestApproved`] (the mark is already durable) →
+//!   the bridge has the digest signed and sends [`Request::HostSignature`] → the board verifies
+//!   it against the registered public key, records it → `Signature`.
+
+mod frame;
+
+pub use frame::{Fed, FrameAccumulator, FrameError, decode_frame, encode_frame};
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{Curve, KeyError, PublicKey, PublicKeyHash, SecretBytes, Signature, SigningVersion};
+use crate::policy::{Policy, PolicyError};
+use crate::request::{ChainId, ParseError};
+use crate::store::StoreError;
+use crate::watermark::{MarkKind, WatermarkError};
+
+/// Version of this protocol; both ends must agree.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest request payload the board signs (Octez's own operation limit is 32 KiB; a baker's
+/// consensus requests are under 256 bytes and transfers a few hundred).
+pub const MAX_SIGN_PAYLOAD: usize = 16 * 1024;
+/// Largest decoded frame body (the payload plus room for the rest of a request).
+pub const MAX_BODY: usize = MAX_SIGN_PAYLOAD + 256;
+/// Largest frame on the wire, trailing zero included.
+pub const MAX_FRAME: usize = cobs::max_encoding_length(MAX_BODY + 4) + 1;
+/// Most keys one board holds.
+pub const MAX_KEYS: usize = 16;
+/// Most watermark entries in one [`Response::Watermarks`] page.
+pub const WATERMARK_PAGE: usize = 16;
+/// Longest sealed HSM message relayed in one frame.
+pub const MAX_SEALED: usize = 2048;
+
+/// One frame's content: a request id and the message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<M> {
+    /// Request id chosen by the host, echoed by the board.
+    pub id: u32,
+    /// The message.
+    pub message: M,
+}
+
+/// Whether the board accepts provisioning requests (DESIGN §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// Keys may be generated or imported, policies set and watermarks imported. Entered by a
+    /// physical action (button held at power-up) or the simulator's flag.
+    Provisioning,
+    /// Only public keys, signatures, proofs of possession, status and watermark export.
+    Operational,
+}
+
+/// Where a key's secret lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Backend {
+    /// Generated or imported into the board, sealed in its flash.
+    OnBoard,
+    /// In a YubiHSM2, reached through an SCP03 session the board holds.
+    YubiHsm,
+    /// In a host-reachable key service (Azure Key Vault); the board approves digests.
+    HostHeld,
+}
+
+/// A host's question to the board.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request<'a> {
+    /// Say hello; the board answers [`Response::Info`].
+    Hello {
+        /// The host's [`PROTOCOL_VERSION`].
+        protocol: u16,
+    },
+    /// List keys: [`Response::Keys`].
+    ListKeys,
+    /// Public key of one key: [`Response::PublicKey`].
+    PublicKey {
+        /// Which key.
+        pkh: PublicKeyHash,
+    },
+    /// Sign `payload` (magic byte first) with `pkh`: [`Response::Signature`] or a refusal.
+    Sign {
+        /// Which key.
+        pkh: PublicKeyHash,
+        /// Octez signature version (`?version=`).
+        version: SigningVersion,
+        /// The bytes to sign.
+        #[serde(borrow)]
+        payload: &'a [u8],
+    },
+    /// BLS proof of possession: [`Response::Signature`].
+    ProvePossession {
+        /// Which key.
+        pkh: PublicKeyHash,
+        /// Prove possession of this public key instead (Octez `bls_pk`).
+        override_pk: Option<PublicKey>,
+    },
+    /// Board status: [`Response::Status`].
+    Status,
+    /// Export the watermark table from entry `start`: [`Response::Watermarks`].
+    ExportWatermarks {
+        /// First entry.
+        start: u16,
+    },
+    /// Provisioning: generate a key on the board: [`Response::KeyInfo`].
+    GenerateKey {
+        /// Curve.
+        curve: Curve,
+        /// Policy.
+        policy: Policy,
+    },
+    /// Provisioning: import a secret key: [`Response::KeyInfo`].
+    ImportKey {
+        /// Curve.
+        curve: Curve,
+        /// Secret in the Tezos encoding of the curve.
+        secret: SecretBytes,
+        /// Policy.
+        policy: Policy,
+    },
+    /// Provisioning: replace a key's policy: [`Response::KeyInfo`].
+    SetPolicy {
+        /// Which key.
+        pkh: PublicKeyHash,
+        /// New policy.
+        policy: Policy,
+    },
+    /// Provisioning: raise a watermark (never lowers): [`Response::Done`].
+    ImportWatermark {
+        /// Chain.
+        chain: ChainId,
+        /// Key.
+        pkh: PublicKeyHash,
+        /// Which mark.
+        kind: MarkKind,
+        /// Level.
+        level: u32,
+        /// Round.
+        round: u32,
+    },
+    /// Continuation of a YubiHSM2 sign: the HSM's answer to [`Response::RelayToHsm`].
+    HsmReply {
+        /// The HSM's response bytes, as received.
+        #[serde(borrow)]
+        sealed: &'a [u8],
+    },
+    /// Continuation of a host-held sign: the signature over [`Response::DigestApproved`]'s digest.
+    HostSignature {
+        /// Which key.
+        pkh: PublicKeyHash,
+        /// The signature as the key service returned it (`r ‖ s`).
+        signature: Signature,
+    },
+}
+
+/// One key as the board lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// Hash.
+    pub pkh: PublicKeyHash,
+    /// Public key.
+    pub public_key: PublicKey,
+    /// Where the secret lives.
+    pub backend: Backend,
+    /// Policy.
+    pub policy: Policy,
+}
+
+/// Board health and counters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Mode.
+    pub mode: Mode,
+    /// Keys held.
+    pub keys: u16,
+    /// Watermark entries used.
+    pub marks: u16,
+    /// Watermark entries available.
+    pub mark_capacity: u16,
+    /// Signatures released since boot (repeats included).
+    pub signatures: u32,
+    /// Requests refused since boot.
+    pub refusals: u32,
+    /// Mark writes the store was asked for since boot.
+    pub mark_writes: u32,
+    /// Store health.
+    pub store: StoreHealth,
+}
+
+/// Whether the store can be trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreHealth {
+    /// Loaded and writable.
+    Ok,
+    /// The store is damaged or was rolled back; the board refuses to sign until re-provisioned.
+    Refusing(StoreError),
+}
+
+/// The board's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to [`Request::Hello`].
+    Info {
+        /// The board's [`PROTOCOL_VERSION`].
+        protocol: u16,
+        /// Firmware version.
+        firmware: heapless::String<24>,
+        /// Board model.
+        board: heapless::String<24>,
+        /// Mode.
+        mode: Mode,
+    },
+    /// Answer to [`Request::ListKeys`].
+    Keys(heapless::Vec<KeyInfo, MAX_KEYS>),
+    /// Answer to [`Request::PublicKey`].
+    PublicKey(PublicKey),
+    /// A signature (sign, identical retry, or proof of possession).
+    Signature(Signature),
+    /// Answer to [`Request::Status`].
+    Status(Status),
+    /// A page of watermarks; `next` is the start of the following page, if any.
+    Watermarks {
+        /// Entries.
+        entries: heapless::Vec<WatermarkEntry, WATERMARK_PAGE>,
+        /// Next page start.
+        next: Option<u16>,
+    },
+    /// A key was created, imported or changed.
+    KeyInfo(KeyInfo),
+    /// Done, nothing to return.
+    Done,
+    /// The request was refused; nothing changed.
+    Refused(Refusal),
+    /// YubiHSM2 tier: forward these bytes to the HSM and answer with [`Request::HsmReply`].
+    RelayToHsm {
+        /// Sealed SCP03 message.
+        sealed: heapless::Vec<u8, MAX_SEALED>,
+    },
+    /// Host-held tier: the mark is durable; have this digest signed, answer with
+    /// [`Request::HostSignature`].
+    DigestApproved {
+        /// Key.
+        pkh: PublicKeyHash,
+        /// BLAKE2b-256 of the request.
+        digest: [u8; 32],
+    },
+}
+
+/// One exported watermark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatermarkEntry {
+    /// Chain.
+    pub chain: ChainId,
+    /// Key.
+    pub pkh: PublicKeyHash,
+    /// Which mark.
+    pub kind: MarkKind,
+    /// Level.
+    pub level: u32,
+    /// Round.
+    pub round: u32,
+}
+
+/// Why the board refused. Every refusal leaves the board's state as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The frame could not be read.
+    Frame(FrameError),
+    /// The host speaks another protocol version.
+    ProtocolMismatch {
+        /// Board's version.
+        board: u16,
+        /// Host's version.
+        host: u16,
+    },
+    /// No such key on this board.
+    UnknownKey {
+        /// The key asked for.
+        pkh: PublicKeyHash,
+    },
+    /// The payload is not a request pawl signs.
+    Parse(ParseError),
+    /// The key's policy forbids it.
+    Policy(PolicyError),
+    /// The watermark forbids it (double-sign protection).
+    Watermark(WatermarkError),
+    /// The key refused (wrong signature version, not BLS for a proof of possession, …).
+    Key(KeyError),
+    /// Provisioning requests are refused in operational mode.
+    ProvisioningOnly,
+    /// The store failed or is untrustworthy; nothing was signed.
+    Store(StoreError),
+    /// No room for another key.
+    KeyTableFull {
+        /// Keys the board holds.
+        capacity: u16,
+    },
+    /// The key is already on the board.
+    KeyExists {
+        /// The key.
+        pkh: PublicKeyHash,
+    },
+    /// The request needs a button press on the board and none came.
+    NotConfirmed,
+    /// A continuation arrived with no sign waiting for it.
+    NoPendingSign,
+    /// The request is larger than the board signs.
+    PayloadTooLarge {
+        /// Payload length.
+        len: u32,
+        /// Limit.
+        max: u32,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Frame(e) => write!(f, "bad frame: {e}"),
+            Refusal::ProtocolMismatch { board, host } => write!(
+                f,
+                "device protocol mismatch: board speaks version {board}, host version {host}"
+            ),
+            Refusal::UnknownKey { pkh } => write!(f, "unknown key {pkh}"),
+            Refusal::Parse(e) => write!(f, "{e}"),
+            Refusal::Policy(e) => write!(f, "{e}"),
+            Refusal::Watermark(e) => write!(f, "{e}"),
+            Refusal::Key(e) => write!(f, "{e}"),
+            Refusal::ProvisioningOnly => f.write_str(
+                "the board is in operational mode; provisioning requests need provisioning mode",
+            ),
+            Refusal::Store(e) => write!(f, "watermark store: {e}"),
+            Refusal::KeyTableFull { capacity } => {
+                write!(f, "the board already holds {capacity} keys")
+            }
+            Refusal::KeyExists { pkh } => write!(f, "key {pkh} is already on the board"),
+            Refusal::NotConfirmed => f.write_str("not confirmed on the device"),
+            Refusal::NoPendingSign => f.write_str("no signature is waiting for this answer"),
+            Refusal::PayloadTooLarge { len, max } => {
+                write!(f, "request of {len} bytes exceeds the board's limit of {max}")
+            }
+        }
+    }
+}
+
+impl From<ParseError> for Refusal {
+    fn from(e: ParseError) -> Self {
+        Refusal::Parse(e)
+    }
+}
+impl From<PolicyError> for Refusal {
+    fn from(e: PolicyError) -> Self {
+        Refusal::Policy(e)
+    }
+}
+impl From<WatermarkError> for Refusal {
+    fn from(e: WatermarkError) -> Self {
+        Refusal::Watermark(e)
+    }
+}
+impl From<KeyError> for Refusal {
+    fn from(e: KeyError) -> Self {
+        Refusal::Key(e)
+    }
+}
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}

@@ -1,0 +1,348 @@
+//! The high watermark: all double-sign state lives here.
+//!
+//! Keyed by (chain id, key, kind) where the kind is the magic byte (block `0x11`,
+//! preattestation `0x12`, attestation `0x13`; tags 21, 23 and 41 all share "attestation", so a
+//! tag-21 and a tag-23 attestation at the same level and round can never both be signed).
+//!
+//! Rule (Octez `handler.ml: check_mark`, `reference/tezos-signer-protocol.md` §5.1):
+//!
+//! | request vs mark | result |
+//! |---|---|
+//! | no mark yet | sign, record |
+//! | (level, round) strictly greater | sign, record |
+//! | same (level, round), same BLAKE2b-256 of the whole request, signature recorded | return the **recorded** signature |
+//! | same (level, round), different payload | refuse |
+//! | anything lower, or same (level, round) with no recorded payload | refuse |
+//!
+//! The caller ([`crate::board::Board`]) checks, then makes the new mark durable through the
+//! [`crate::store::Store`], then signs, then [`Watermarks::record`]s. A refusal changes nothing.
+//! The table is bounded: a full table refuses a new (chain, key, kind) rather than evicting.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{PublicKeyHash, Signature};
+use crate::request::{ChainId, RequestKind};
+
+/// Which watermark a consensus request moves (its magic byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MarkKind {
+    /// `0x11`.
+    Block,
+    /// `0x12`.
+    Preattestation,
+    /// `0x13`.
+    Attestation,
+}
+
+impl MarkKind {
+    /// The watermark of a request kind, if it has one.
+    pub const fn of(kind: RequestKind) -> Option<MarkKind> {
+        match kind {
+            RequestKind::Block => Some(MarkKind::Block),
+            RequestKind::Preattestation => Some(MarkKind::Preattestation),
+            RequestKind::Attestation => Some(MarkKind::Attestation),
+            RequestKind::Generic | RequestKind::Michelson => None,
+        }
+    }
+
+    /// Name, as in Octez's messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MarkKind::Block => "block",
+            MarkKind::Preattestation => "preattestation",
+            MarkKind::Attestation => "attestation",
+        }
+    }
+
+    /// Parse a name.
+    pub fn from_name(name: &str) -> Option<MarkKind> {
+        [MarkKind::Block, MarkKind::Preattestation, MarkKind::Attestation]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for MarkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a watermark is kept for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MarkId {
+    /// Chain.
+    pub chain: ChainId,
+    /// Signing key.
+    pub key: PublicKeyHash,
+    /// Block, preattestation or attestation.
+    pub kind: MarkKind,
+}
+
+/// The highest (level, round) signed or reserved for one [`MarkId`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// Level.
+    pub level: u32,
+    /// Round.
+    pub round: u32,
+    /// BLAKE2b-256 of the request signed at this (level, round), if this board signed it since
+    /// it started (after a restart or an import only the level and round are known).
+    pub hash: Option<[u8; 32]>,
+    /// The signature released for it, to answer an identical retry.
+    pub signature: Option<Signature>,
+}
+
+impl Mark {
+    /// A mark with only a position (after restart or import): everything at or below is refused.
+    pub const fn position(level: u32, round: u32) -> Mark {
+        Mark {
+            level,
+            round,
+            hash: None,
+            signature: None,
+        }
+    }
+}
+
+/// Why the watermark refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WatermarkError {
+    /// Level below the mark.
+    Below {
+        /// Which watermark.
+        kind: MarkKind,
+        /// Requested level.
+        level: u32,
+        /// Marked level.
+        mark_level: u32,
+    },
+    /// Same level, round not above the mark (or same round and no signature to repeat).
+    NotAbove {
+        /// Which watermark.
+        kind: MarkKind,
+        /// Requested level.
+        level: u32,
+        /// Requested round.
+        round: u32,
+        /// Marked level.
+        mark_level: u32,
+        /// Marked round.
+        mark_round: u32,
+    },
+    /// Same (level, round) already signed over different bytes: a double signature.
+    DifferentData {
+        /// Which watermark.
+        kind: MarkKind,
+        /// Level.
+        level: u32,
+        /// Round.
+        round: u32,
+    },
+    /// No room for a new (chain, key, kind) entry; nothing is evicted.
+    TableFull {
+        /// Entries the board keeps.
+        capacity: u16,
+    },
+}
+
+impl fmt::Display for WatermarkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            WatermarkError::Below {
+                kind,
+                level,
+                mark_level,
+            } => write!(f, "{kind} level {level} below high watermark {mark_level}"),
+            WatermarkError::NotAbove {
+                kind,
+                level,
+                round,
+                mark_level,
+                mark_round,
+            } => write!(
+                f,
+                "{kind} level {level} and round {round} not above high watermark ({mark_level},{mark_round})"
+            ),
+            WatermarkError::DifferentData { kind, level, round } => write!(
+                f,
+                "{kind} level {level} and round {round} already signed with different data"
+            ),
+            WatermarkError::TableFull { capacity } => write!(
+                f,
+                "watermark table full ({capacity} chain/key/kind entries); refusing a new chain rather than forgetting an old mark"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for WatermarkError {}
+
+/// What the watermark allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Strictly above: sign (after making the mark durable).
+    Fresh,
+    /// Identical retry: answer with this recorded signature, sign nothing.
+    Repeat(Signature),
+}
+
+/// The bounded table of marks.
+#[derive(Clone, Debug, Default)]
+pub struct Watermarks<const N: usize> {
+    entries: heapless::Vec<(MarkId, Mark), N>,
+}
+
+impl<const N: usize> Watermarks<N> {
+    /// An empty table.
+    pub const fn new() -> Self {
+        Watermarks {
+            entries: heapless::Vec::new(),
+        }
+    }
+
+    /// The mark for `id`, if any.
+    pub fn get(&self, id: &MarkId) -> Option<&Mark> {
+        self.entries.iter().find(|(i, _)| i == id).map(|(_, m)| m)
+    }
+
+    /// Every (id, mark).
+    pub fn iter(&self) -> impl Iterator<Item = &(MarkId, Mark)> {
+        self.entries.iter()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The table's capacity.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    fn full_error() -> WatermarkError {
+        WatermarkError::TableFull {
+            capacity: u16::try_from(N).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// Decide a request at (`level`, `round`) whose whole bytes hash to `hash`. Changes nothing.
+    pub fn check(&self, id: &MarkId, level: u32, round: u32, hash: &[u8; 32]) -> Result<Verdict, WatermarkError> {
+        let Some(mark) = self.get(id) else {
+            return if self.entries.is_full() {
+                Err(Self::full_error())
+            } else {
+                Ok(Verdict::Fresh)
+            };
+        };
+        if (level, round) > (mark.level, mark.round) {
+            return Ok(Verdict::Fresh);
+        }
+        if level < mark.level {
+            return Err(WatermarkError::Below {
+                kind: id.kind,
+                level,
+                mark_level: mark.level,
+            });
+        }
+        if round == mark.round {
+            match (mark.hash, mark.signature) {
+                (Some(h), Some(sig)) if h == *hash => return Ok(Verdict::Repeat(sig)),
+                (Some(h), _) if h != *hash => {
+                    return Err(WatermarkError::DifferentData {
+                        kind: id.kind,
+                        level,
+                        round,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Err(WatermarkError::NotAbove {
+            kind: id.kind,
+            level,
+            round,
+            mark_level: mark.level,
+            mark_round: mark.round,
+        })
+    }
+
+    /// Record a signature released at (`level`, `round`). Refuses (and changes nothing) unless
+    /// the position is strictly above the current mark, so a caller bug cannot lower a mark.
+    pub fn record(
+        &mut self,
+        id: &MarkId,
+        level: u32,
+        round: u32,
+        hash: [u8; 32],
+        signature: Signature,
+    ) -> Result<(), WatermarkError> {
+        let mark = Mark {
+            level,
+            round,
+            hash: Some(hash),
+            signature: Some(signature),
+        };
+        self.raise_to(id, mark)
+    }
+
+    /// Raise a mark to a bare position (watermark import): strictly above, or refused.
+    pub fn raise(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), WatermarkError> {
+        self.raise_to(id, Mark::position(level, round))
+    }
+
+    /// Whether [`Watermarks::raise`] or [`Watermarks::record`] to (`level`, `round`) would be
+    /// accepted. Changes nothing.
+    pub fn can_raise(&self, id: &MarkId, level: u32, round: u32) -> Result<(), WatermarkError> {
+        match self.get(id) {
+            Some(m) if (level, round) <= (m.level, m.round) => Err(if level < m.level {
+                WatermarkError::Below {
+                    kind: id.kind,
+                    level,
+                    mark_level: m.level,
+                }
+            } else {
+                WatermarkError::NotAbove {
+                    kind: id.kind,
+                    level,
+                    round,
+                    mark_level: m.level,
+                    mark_round: m.round,
+                }
+            }),
+            Some(_) => Ok(()),
+            None if self.entries.is_full() => Err(Self::full_error()),
+            None => Ok(()),
+        }
+    }
+
+    fn raise_to(&mut self, id: &MarkId, mark: Mark) -> Result<(), WatermarkError> {
+        self.can_raise(id, mark.level, mark.round)?;
+        match self.entries.iter_mut().find(|(i, _)| i == id) {
+            Some((_, m)) => {
+                *m = mark;
+                Ok(())
+            }
+            None => self
+                .entries
+                .push((*id, mark))
+                .map_err(|_| Self::full_error()),
+        }
+    }
+
+    /// Load a persisted position at boot: keeps the higher of what is there and `mark`.
+    pub fn restore(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), WatermarkError> {
+        match self.get(id) {
+            Some(m) if (m.level, m.round) >= (level, round) => Ok(()),
+            _ => self.raise(id, level, round),
+        }
+    }
+}
