@@ -12,6 +12,8 @@
 //! in `vectors.rs`.
 #![allow(dead_code)]
 
+pub mod board;
+
 use bls12_381::hash_to_curve::{ExpandMsgXmd, HashToCurve};
 use bls12_381::{G1Affine, G2Affine, G2Projective, pairing};
 use openssl::bn::{BigNum, BigNumContext};
