@@ -15,11 +15,15 @@
 //! 7. sign; record the signature in RAM; release it.
 
 use crate::digest::blake2b_256;
-use crate::keys::{Curve, Entropy, KeyError, KeyPair, PublicKey, PublicKeyHash, Signature, SigningVersion, TezosSigner};
+use crate::keys::{
+    Curve, Entropy, KeyError, KeyPair, PublicKey, PublicKeyHash, Signature, SigningVersion,
+    TezosSigner,
+};
 use crate::policy::Policy;
 use crate::protocol::{
-    Backend, FrameError, KeyInfo, MAX_KEYS, MAX_SEALED, MAX_SIGN_PAYLOAD, Mode, PROTOCOL_VERSION, Refusal,
-    Request, Response, Status, StoreHealth, WATERMARK_PAGE, WatermarkEntry, decode_frame, encode_frame,
+    Backend, FrameError, KeyInfo, MAX_KEYS, MAX_SEALED, MAX_SIGN_PAYLOAD, Mode, PROTOCOL_VERSION,
+    Refusal, Request, Response, Status, StoreHealth, WATERMARK_PAGE, WatermarkEntry, decode_frame,
+    encode_frame,
 };
 use crate::request::{self, RequestKind};
 use crate::store::{Record, Store, StoreError, StoredKey};
@@ -127,16 +131,17 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         let marks = &mut self.marks;
         self.store.load(&mut |record| match record {
             Record::Key { key, .. } => {
-                let pair = KeyPair::from_secret(key.curve, &key.secret).map_err(|_| StoreError::Corrupted)?;
+                let pair = KeyPair::from_secret(key.curve, &key.secret)
+                    .map_err(|_| StoreError::Corrupted)?;
                 keys.push(KeySlot {
                     pair,
                     policy: key.policy.clone(),
                 })
                 .map_err(|_| StoreError::Corrupted)
             }
-            Record::Mark { id, level, round } => {
-                marks.restore(&id, level, round).map_err(|_| StoreError::Corrupted)
-            }
+            Record::Mark { id, level, round } => marks
+                .restore(&id, level, round)
+                .map_err(|_| StoreError::Corrupted),
         })
     }
 
@@ -173,7 +178,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     pub fn handle(&mut self, request: Request<'_>) -> Response {
         let response = self.answer(request).unwrap_or_else(Response::Refused);
         match response {
-            Response::Refused(_) => self.counters.refusals = self.counters.refusals.saturating_add(1),
+            Response::Refused(_) => {
+                self.counters.refusals = self.counters.refusals.saturating_add(1)
+            }
             Response::Signature(_) => {
                 self.counters.signatures = self.counters.signatures.saturating_add(1)
             }
@@ -190,9 +197,17 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 board: truncated(self.info.board),
                 mode: self.mode,
             }),
-            Request::ListKeys => Ok(Response::Keys(self.keys.iter().map(KeySlot::info).collect())),
-            Request::PublicKey { pkh } => Ok(Response::PublicKey(*self.slot(&pkh)?.pair.public_key())),
-            Request::Sign { pkh, version, payload } => self.sign(&pkh, version, payload).map(Response::Signature),
+            Request::ListKeys => Ok(Response::Keys(
+                self.keys.iter().map(KeySlot::info).collect(),
+            )),
+            Request::PublicKey { pkh } => {
+                Ok(Response::PublicKey(*self.slot(&pkh)?.pair.public_key()))
+            }
+            Request::Sign {
+                pkh,
+                version,
+                payload,
+            } => self.sign(&pkh, version, payload).map(Response::Signature),
             Request::ProvePossession { pkh, override_pk } => {
                 self.healthy()?;
                 let slot = self.slot(&pkh)?;
@@ -201,7 +216,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     Some(_) => return Err(Refusal::Key(KeyError::PossessionNeedsBls)),
                     None => None,
                 };
-                Ok(Response::Signature(slot.pair.prove_possession(override_pk.as_ref())?))
+                Ok(Response::Signature(
+                    slot.pair.prove_possession(override_pk.as_ref())?,
+                ))
             }
             Request::Status => Ok(Response::Status(self.status())),
             Request::ExportWatermarks { start } => Ok(self.export(start)),
@@ -210,7 +227,11 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 let pair = KeyPair::generate(curve, &mut self.entropy)?;
                 self.add_key(pair, policy)
             }
-            Request::ImportKey { curve, secret, policy } => {
+            Request::ImportKey {
+                curve,
+                secret,
+                policy,
+            } => {
                 self.provisioning()?;
                 let pair = KeyPair::from_secret(curve, &secret)?;
                 self.add_key(pair, policy)
@@ -226,11 +247,21 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 self.keys[index].policy = policy;
                 Ok(Response::KeyInfo(self.keys[index].info()))
             }
-            Request::ImportWatermark { chain, pkh, kind, level, round } => {
+            Request::ImportWatermark {
+                chain,
+                pkh,
+                kind,
+                level,
+                round,
+            } => {
                 self.provisioning()?;
                 self.healthy()?;
                 self.index(&pkh)?;
-                let id = MarkId { chain, key: pkh, kind };
+                let id = MarkId {
+                    chain,
+                    key: pkh,
+                    kind,
+                };
                 self.marks.can_raise(&id, level, round)?;
                 self.store.persist_mark(&id, level, round)?;
                 self.counters.mark_writes = self.counters.mark_writes.saturating_add(1);
@@ -294,7 +325,12 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         Ok(Response::KeyInfo(info))
     }
 
-    fn sign(&mut self, pkh: &PublicKeyHash, version: SigningVersion, payload: &[u8]) -> Result<Signature, Refusal> {
+    fn sign(
+        &mut self,
+        pkh: &PublicKeyHash,
+        version: SigningVersion,
+        payload: &[u8],
+    ) -> Result<Signature, Refusal> {
         self.healthy()?;
         let index = self.index(pkh)?;
         if payload.len() > MAX_SIGN_PAYLOAD {
@@ -322,7 +358,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     kind,
                 };
                 let hash = blake2b_256(payload);
-                if let Verdict::Repeat(signature) = self.marks.check(&id, c.level, c.round, &hash)? {
+                if let Verdict::Repeat(signature) =
+                    self.marks.check(&id, c.level, c.round, &hash)?
+                {
                     return Ok(signature);
                 }
                 Some((id, c.level, c.round, hash))

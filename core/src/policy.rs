@@ -5,7 +5,9 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Ballot, ChainId, ConsensusForm, KindSet, OpKind, OpKindSet, ParsedRequest, RequestKind};
+use crate::request::{
+    Ballot, ChainId, ConsensusForm, KindSet, OpKind, OpKindSet, ParsedRequest, RequestKind,
+};
 
 /// Most chains one key can be pinned to.
 pub const MAX_CHAINS: usize = 4;
@@ -103,7 +105,9 @@ pub enum PolicyError {
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PolicyError::KindNotAllowed { kind } => write!(f, "request kind `{kind}' is not allowed"),
+            PolicyError::KindNotAllowed { kind } => {
+                write!(f, "request kind `{kind}' is not allowed")
+            }
             PolicyError::OperationNotAllowed { op } => write!(f, "operation `{op}' is not allowed"),
             PolicyError::ChainNotAllowed { chain } => write!(f, "chain `{chain}' is not allowed"),
             PolicyError::BallotNotAllowed { ballot } => {
@@ -146,10 +150,10 @@ impl Policy {
         if let Some(op) = req.op_kinds.iter().find(|k| !self.ops.contains(*k)) {
             return Err(PolicyError::OperationNotAllowed { op });
         }
-        if let Some(ballot) = req.ballot {
-            if !self.ballots.contains(ballot) {
-                return Err(PolicyError::BallotNotAllowed { ballot });
-            }
+        if let Some(ballot) = req.ballot
+            && !self.ballots.contains(ballot)
+        {
+            return Err(PolicyError::BallotNotAllowed { ballot });
         }
         Ok(())
     }

@@ -58,9 +58,13 @@ impl MarkKind {
 
     /// Parse a name.
     pub fn from_name(name: &str) -> Option<MarkKind> {
-        [MarkKind::Block, MarkKind::Preattestation, MarkKind::Attestation]
-            .into_iter()
-            .find(|k| k.name() == name)
+        [
+            MarkKind::Block,
+            MarkKind::Preattestation,
+            MarkKind::Attestation,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
     }
 }
 
@@ -235,7 +239,13 @@ impl<const N: usize> Watermarks<N> {
     }
 
     /// Decide a request at (`level`, `round`) whose whole bytes hash to `hash`. Changes nothing.
-    pub fn check(&self, id: &MarkId, level: u32, round: u32, hash: &[u8; 32]) -> Result<Verdict, WatermarkError> {
+    pub fn check(
+        &self,
+        id: &MarkId,
+        level: u32,
+        round: u32,
+        hash: &[u8; 32],
+    ) -> Result<Verdict, WatermarkError> {
         let Some(mark) = self.get(id) else {
             return if self.entries.is_full() {
                 Err(Self::full_error())

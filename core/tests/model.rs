@@ -35,7 +35,14 @@ const BLOCK: &str = "11b3d79f990000000218954ac461a1b7642a78880e485b1db8da1e96f6c
 
 #[derive(Clone, Debug)]
 enum Step {
-    Sign { key: usize, chain: usize, kind: u8, level: u32, round: u32, payload: u8 },
+    Sign {
+        key: usize,
+        chain: usize,
+        kind: u8,
+        level: u32,
+        round: u32,
+        payload: u8,
+    },
     RepeatLast(usize),
     Reboot,
 }
@@ -49,7 +56,14 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn payload(key_is_bls: bool, chain: [u8; 4], kind: u8, level: u32, round: u32, byte: u8) -> Vec<u8> {
+fn payload(
+    key_is_bls: bool,
+    chain: [u8; 4],
+    kind: u8,
+    level: u32,
+    round: u32,
+    byte: u8,
+) -> Vec<u8> {
     match kind {
         0 => {
             let mut b = unhex(BLOCK);
@@ -59,15 +73,38 @@ fn payload(key_is_bls: bool, chain: [u8; 4], kind: u8, level: u32, round: u32, b
             b[120] = byte; // context hash
             b
         }
-        1 => consensus(0x12, if key_is_bls { 40 } else { 20 }, chain, level, round, byte),
-        _ => consensus(0x13, if key_is_bls { 41 } else { 21 }, chain, level, round, byte),
+        1 => consensus(
+            0x12,
+            if key_is_bls { 40 } else { 20 },
+            chain,
+            level,
+            round,
+            byte,
+        ),
+        _ => consensus(
+            0x13,
+            if key_is_bls { 41 } else { 21 },
+            chain,
+            level,
+            round,
+            byte,
+        ),
     }
 }
+
+/// (chain, key index, kind 0/1/2).
+type Id = ([u8; 4], usize, u8);
+/// (chain, key index, kind, level, round).
+type Position = ([u8; 4], usize, u8, u32, u32);
+/// A mark: level, round, and the request hash and signature while the board remembers them.
+type ModelMark = (u32, u32, Option<([u8; 32], Signature)>);
+/// A sent request: key index, (chain, kind, level, round), bytes.
+type Sent = (usize, ([u8; 4], u8, u32, u32), Vec<u8>);
 
 /// The reference model: per (chain, key, kind): (level, round, Some((hash, signature))).
 #[derive(Default)]
 struct Model {
-    marks: HashMap<([u8; 4], usize, u8), (u32, u32, Option<([u8; 32], Signature)>)>,
+    marks: HashMap<Id, ModelMark>,
 }
 
 enum Expect {
@@ -77,18 +114,23 @@ enum Expect {
 }
 
 impl Model {
-    fn expect(&self, id: ([u8; 4], usize, u8), level: u32, round: u32, hash: [u8; 32]) -> Expect {
+    fn expect(&self, id: Id, level: u32, round: u32, hash: [u8; 32]) -> Expect {
         match self.marks.get(&id) {
             None => Expect::Fresh,
             Some((l, r, _)) if (level, round) > (*l, *r) => Expect::Fresh,
-            Some((l, r, Some((h, s)))) if (level, round) == (*l, *r) && *h == hash => Expect::Repeat(*s),
+            Some((l, r, Some((h, s)))) if (level, round) == (*l, *r) && *h == hash => {
+                Expect::Repeat(*s)
+            }
             Some(_) => Expect::Refuse,
         }
     }
 }
 
 fn snapshot(b: &TestBoard) -> (String, u32) {
-    (format!("{:?}", b.watermarks().iter().collect::<Vec<_>>()), b.store().mark_writes)
+    (
+        format!("{:?}", b.watermarks().iter().collect::<Vec<_>>()),
+        b.store().mark_writes,
+    )
 }
 
 proptest! {
@@ -99,8 +141,8 @@ proptest! {
         let mut b = board(MemoryStore::new(), Mode::Provisioning);
         let keys: Vec<(PublicKeyHash, PublicKey)> = keys().iter().map(|sk| import(&mut b, sk, Policy::default())).collect();
         let mut model = Model::default();
-        let mut released: HashMap<([u8; 4], usize, u8, u32, u32), (Vec<u8>, Signature)> = HashMap::new();
-        let mut history: Vec<(usize, ([u8; 4], u8, u32, u32), Vec<u8>)> = Vec::new();
+        let mut released: HashMap<Position, (Vec<u8>, Signature)> = HashMap::new();
+        let mut history: Vec<Sent> = Vec::new();
 
         for s in steps {
             let (key, (chain, kind, level, round), bytes) = match s {

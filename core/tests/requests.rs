@@ -29,22 +29,96 @@ fn chain(b58: &str) -> ChainId {
 #[test]
 fn consensus_level_round_and_chain_match_upstream() {
     let cases: &[(&str, RequestKind, &str, u32, u32, ConsensusForm)] = &[
-        (SIG_BLOCK, RequestKind::Block, "NetXxkAx4woPLyu", 20878, 0, ConsensusForm::Block),
-        (SIG_PREATTESTATION, RequestKind::Preattestation, "NetXxkAx4woPLyu", 2, 4, ConsensusForm::WithSlot),
-        (SIG_ATTESTATION, RequestKind::Attestation, "NetXxkAx4woPLyu", 20877, 0, ConsensusForm::WithSlot),
-        (A1, RequestKind::Block, "NetXo5iVw1vBoxM", 2, 0, ConsensusForm::Block),
-        (B1, RequestKind::Block, "NetXo5iVw1vBoxM", 7, 2, ConsensusForm::Block),
-        (C1, RequestKind::Block, "NetXo5iVw1vBoxM", 34, 4, ConsensusForm::Block),
-        (C2, RequestKind::Preattestation, "NetXo5iVw1vBoxM", 34, 4, ConsensusForm::WithSlot),
-        (C3, RequestKind::Attestation, "NetXo5iVw1vBoxM", 34, 4, ConsensusForm::WithSlot),
-        (C3_BLS, RequestKind::Attestation, "NetXo5iVw1vBoxM", 34, 4, ConsensusForm::BlsMode),
-        (C2_BLS, RequestKind::Preattestation, "NetXo5iVw1vBoxM", 34, 4, ConsensusForm::BlsMode),
+        (
+            SIG_BLOCK,
+            RequestKind::Block,
+            "NetXxkAx4woPLyu",
+            20878,
+            0,
+            ConsensusForm::Block,
+        ),
+        (
+            SIG_PREATTESTATION,
+            RequestKind::Preattestation,
+            "NetXxkAx4woPLyu",
+            2,
+            4,
+            ConsensusForm::WithSlot,
+        ),
+        (
+            SIG_ATTESTATION,
+            RequestKind::Attestation,
+            "NetXxkAx4woPLyu",
+            20877,
+            0,
+            ConsensusForm::WithSlot,
+        ),
+        (
+            A1,
+            RequestKind::Block,
+            "NetXo5iVw1vBoxM",
+            2,
+            0,
+            ConsensusForm::Block,
+        ),
+        (
+            B1,
+            RequestKind::Block,
+            "NetXo5iVw1vBoxM",
+            7,
+            2,
+            ConsensusForm::Block,
+        ),
+        (
+            C1,
+            RequestKind::Block,
+            "NetXo5iVw1vBoxM",
+            34,
+            4,
+            ConsensusForm::Block,
+        ),
+        (
+            C2,
+            RequestKind::Preattestation,
+            "NetXo5iVw1vBoxM",
+            34,
+            4,
+            ConsensusForm::WithSlot,
+        ),
+        (
+            C3,
+            RequestKind::Attestation,
+            "NetXo5iVw1vBoxM",
+            34,
+            4,
+            ConsensusForm::WithSlot,
+        ),
+        (
+            C3_BLS,
+            RequestKind::Attestation,
+            "NetXo5iVw1vBoxM",
+            34,
+            4,
+            ConsensusForm::BlsMode,
+        ),
+        (
+            C2_BLS,
+            RequestKind::Preattestation,
+            "NetXo5iVw1vBoxM",
+            34,
+            4,
+            ConsensusForm::BlsMode,
+        ),
     ];
     for (hex, kind, chain_id, level, round, form) in cases {
         let p = parse(&unhex(hex)).unwrap_or_else(|e| panic!("{hex}: {e}"));
         assert_eq!(p.kind, *kind);
         let c = p.consensus.expect("consensus");
-        assert_eq!((c.chain_id, c.level, c.round, c.form), (chain(chain_id), *level, *round, *form), "{hex}");
+        assert_eq!(
+            (c.chain_id, c.level, c.round, c.form),
+            (chain(chain_id), *level, *round, *form),
+            "{hex}"
+        );
     }
     assert_eq!(unhex(C3_BLS).len(), 78);
     assert_eq!(unhex(C3).len(), 80);
@@ -60,9 +134,17 @@ fn watermark_hashes_match_upstream() {
         (C2, "vh1mTiEJuJiyimZf5sctgbnHBTLFthMVRNbiViYpLDMGK79TzUwB"),
         (C3, "vh2UEcdXfsAWcTP1omYSp1q54H5S2x3zqfr2YqAcZ2Neyjauix1K"),
     ] {
-        assert_eq!(encode(Prefix::BlockPayloadHash, &blake2b_256(&unhex(hex))).expect("vh").as_str(), vh);
+        assert_eq!(
+            encode(Prefix::BlockPayloadHash, &blake2b_256(&unhex(hex)))
+                .expect("vh")
+                .as_str(),
+            vh
+        );
     }
-    assert_eq!(hex::encode(blake2b_256(&unhex(A1))), "668a611b1c0cd51c29de34de5959ab0f1504598de1e35c74af57477b688affd8");
+    assert_eq!(
+        hex::encode(blake2b_256(&unhex(A1))),
+        "668a611b1c0cd51c29de34de5959ab0f1504598de1e35c74af57477b688affd8"
+    );
 }
 
 #[test]
@@ -90,27 +172,54 @@ fn consensus_refusals() {
         }
         let mut long = b.clone();
         long.push(0);
-        assert!(matches!(parse(&long), Err(ParseError::TrailingBytes { .. })), "{hex} + 1");
+        assert!(
+            matches!(parse(&long), Err(ParseError::TrailingBytes { .. })),
+            "{hex} + 1"
+        );
     }
     // Tag not valid under the magic byte: an attestation tag under 0x12 and vice versa.
     let mut t = c3.clone();
     t[0] = 0x12;
-    assert_eq!(parse(&t), Err(ParseError::UnknownConsensusTag { magic: 0x12, tag: 21 }));
+    assert_eq!(
+        parse(&t),
+        Err(ParseError::UnknownConsensusTag {
+            magic: 0x12,
+            tag: 21
+        })
+    );
     let mut t = unhex(C2);
     t[0] = 0x13;
-    assert_eq!(parse(&t), Err(ParseError::UnknownConsensusTag { magic: 0x13, tag: 20 }));
+    assert_eq!(
+        parse(&t),
+        Err(ParseError::UnknownConsensusTag {
+            magic: 0x13,
+            tag: 20
+        })
+    );
     // Aggregates (30/31) are never signed.
     let mut t = c3.clone();
     t[37] = 31;
-    assert!(matches!(parse(&t), Err(ParseError::UnknownConsensusTag { .. })));
+    assert!(matches!(
+        parse(&t),
+        Err(ParseError::UnknownConsensusTag { .. })
+    ));
     // Negative level.
     let mut t = c3.clone();
     t[40] = 0x80;
-    assert!(matches!(parse(&t), Err(ParseError::NegativeLevelOrRound { offset: 40 })));
+    assert!(matches!(
+        parse(&t),
+        Err(ParseError::NegativeLevelOrRound { offset: 40 })
+    ));
     // BLS mode must be exactly 78 bytes.
     let mut t = unhex(C3_BLS);
     t.extend_from_slice(&[0, 0]);
-    assert!(matches!(parse(&t), Err(ParseError::TrailingBytes { offset: 78, count: 2 })));
+    assert!(matches!(
+        parse(&t),
+        Err(ParseError::TrailingBytes {
+            offset: 78,
+            count: 2
+        })
+    ));
 }
 
 #[test]
@@ -130,7 +239,10 @@ fn block_round_is_last_fitness_element_not_payload_round() {
 #[test]
 fn unknown_magic_bytes_are_refused() {
     for byte in [0x00u8, 0x01, 0x02, 0x04, 0x06, 0x10, 0x14, 0xff] {
-        assert_eq!(parse(&[byte, 1, 2, 3]), Err(ParseError::UnknownMagicByte { byte }));
+        assert_eq!(
+            parse(&[byte, 1, 2, 3]),
+            Err(ParseError::UnknownMagicByte { byte })
+        );
     }
     assert_eq!(parse(&[]), Err(ParseError::Empty));
 }
@@ -179,7 +291,10 @@ fn generic_operations_list_their_kinds() {
 
 #[test]
 fn pre_seoul_update_consensus_key_is_refused_as_truncated() {
-    assert!(matches!(parse(&unhex(UPDATE_CK_PRE_SEOUL)), Err(ParseError::Truncated { .. })));
+    assert!(matches!(
+        parse(&unhex(UPDATE_CK_PRE_SEOUL)),
+        Err(ParseError::Truncated { .. })
+    ));
     // With the Seoul proof-absent byte it decodes.
     let with_proof = format!("{UPDATE_CK_PRE_SEOUL}00");
     let p = parse(&unhex(&with_proof)).expect("seoul form");
@@ -195,8 +310,18 @@ fn staking_entrypoints_are_pseudo_kinds() {
     // A transaction to oneself with entrypoint tags 6..9 (entrypoint_repr.ml smart_encoding),
     // empty Unit parameters `0300000002030b`? — parameters are `uint32 len ‖ Micheline`: Unit = 030b.
     let src = format!("00{}", "11".repeat(20));
-    for (tag, kind) in [(6, OpKind::Stake), (7, OpKind::Unstake), (8, OpKind::FinalizeUnstake), (9, OpKind::SetDelegateParameters), (0, OpKind::Transaction)] {
-        let hex = format!("03{}6c{src}0a0b0c0d{amount}00{src}ff{tag:02x}00000002030b", branch(), amount = "01");
+    for (tag, kind) in [
+        (6, OpKind::Stake),
+        (7, OpKind::Unstake),
+        (8, OpKind::FinalizeUnstake),
+        (9, OpKind::SetDelegateParameters),
+        (0, OpKind::Transaction),
+    ] {
+        let hex = format!(
+            "03{}6c{src}0a0b0c0d{amount}00{src}ff{tag:02x}00000002030b",
+            branch(),
+            amount = "01"
+        );
         let p = parse(&unhex(&hex)).unwrap_or_else(|e| panic!("{hex}: {e}"));
         assert_eq!(p.op_kinds.iter().collect::<Vec<_>>(), vec![kind]);
     }
@@ -212,13 +337,22 @@ fn ballots_carry_their_vote() {
         assert!(p.op_kinds.contains(OpKind::Ballot));
     }
     let hex = format!("03{}06{src}0000002a{}03", branch(), "33".repeat(32));
-    assert!(matches!(parse(&unhex(&hex)), Err(ParseError::BadTag { value: 3, .. })));
+    assert!(matches!(
+        parse(&unhex(&hex)),
+        Err(ParseError::BadTag { value: 3, .. })
+    ));
     // A ballot cannot be batched.
     let one = format!("06{src}0000002a{}00", "33".repeat(32));
     let hex = format!("03{}{one}{one}", branch());
-    assert!(matches!(parse(&unhex(&hex)), Err(ParseError::NonManagerInBatch { tag: 6 })));
+    assert!(matches!(
+        parse(&unhex(&hex)),
+        Err(ParseError::NonManagerInBatch { tag: 6 })
+    ));
     let hex = format!("03{}{}{one}", branch(), &DELEGATION[66..]);
-    assert!(matches!(parse(&unhex(&hex)), Err(ParseError::NonManagerInBatch { tag: 6 })));
+    assert!(matches!(
+        parse(&unhex(&hex)),
+        Err(ParseError::NonManagerInBatch { tag: 6 })
+    ));
 }
 
 #[test]
@@ -226,10 +360,23 @@ fn generic_refusals() {
     // Unknown / undecodable kinds are refused, not guessed.
     for tag in [2u8, 3, 7, 20, 21, 30, 116, 158, 200, 230, 250, 255] {
         let hex = format!("03{}{tag:02x}{}", branch(), "00".repeat(64));
-        assert!(matches!(parse(&unhex(&hex)), Err(ParseError::UnsupportedOperation { tag: t, .. }) if t == tag), "tag {tag}");
+        assert!(
+            matches!(parse(&unhex(&hex)), Err(ParseError::UnsupportedOperation { tag: t, .. }) if t == tag),
+            "tag {tag}"
+        );
     }
-    assert_eq!(parse(&unhex(&format!("03{}", branch()))), Err(ParseError::NoContents));
-    for hex in [TX_KT1, TX, DELEGATION, ORIGINATION, REVEAL_DELEGATION, DRAIN_DELEGATE] {
+    assert_eq!(
+        parse(&unhex(&format!("03{}", branch()))),
+        Err(ParseError::NoContents)
+    );
+    for hex in [
+        TX_KT1,
+        TX,
+        DELEGATION,
+        ORIGINATION,
+        REVEAL_DELEGATION,
+        DRAIN_DELEGATE,
+    ] {
         let b = unhex(hex);
         // Only a cut exactly between two contents of a batch may still parse (as the shorter
         // batch); every other truncation is refused.
@@ -256,14 +403,23 @@ fn generic_refusals() {
 fn michelson_data() {
     let p = parse(&unhex(PACK)).expect("pack");
     assert_eq!(p.kind, RequestKind::Michelson);
-    assert!(matches!(parse(&unhex(&format!("{PACK}00"))), Err(ParseError::TrailingBytes { .. })));
+    assert!(matches!(
+        parse(&unhex(&format!("{PACK}00"))),
+        Err(ParseError::TrailingBytes { .. })
+    ));
     assert!(parse(&unhex("05")).is_err());
-    assert!(matches!(parse(&unhex("050b")), Err(ParseError::BadTag { value: 11, .. })));
+    assert!(matches!(
+        parse(&unhex("050b")),
+        Err(ParseError::BadTag { value: 11, .. })
+    ));
     // Deep nesting is bounded: Some(Some(...)) 200 deep (prim 1 arg: tag 5, prim `Some` = 0x09).
     let mut deep = "05".to_string();
     deep.push_str(&"0509".repeat(200));
     deep.push_str("030b");
-    assert!(matches!(parse(&unhex(&deep)), Err(ParseError::TooDeep { .. })));
+    assert!(matches!(
+        parse(&unhex(&deep)),
+        Err(ParseError::TooDeep { .. })
+    ));
     let mut ok = "05".to_string();
     ok.push_str(&"0509".repeat(10));
     ok.push_str("030b");

@@ -37,7 +37,9 @@ pub(super) fn secp256k1_sign(
     let sig: k256::ecdsa::Signature = key
         .sign_prehash(&digest)
         .map_err(|_| KeyError::BadSignature)?;
-    Ok(Signature::Secp256k1(to_array(&sig.normalize_s().to_bytes())?))
+    Ok(Signature::Secp256k1(to_array(
+        &sig.normalize_s().to_bytes(),
+    )?))
 }
 
 pub(super) fn p256_sign(
@@ -68,7 +70,8 @@ pub(super) fn secp256k1_verify(
 }
 
 pub(super) fn p256_verify(pk: &[u8; 33], message: &[u8], sig: &[u8; 64]) -> Result<(), KeyError> {
-    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(pk).map_err(|_| KeyError::InvalidPublicKey)?;
+    let vk =
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(pk).map_err(|_| KeyError::InvalidPublicKey)?;
     let sig = p256::ecdsa::Signature::from_slice(sig).map_err(|_| KeyError::BadSignature)?;
     vk.verify_prehash(&blake2b_256(message), &sig)
         .map_err(|_| KeyError::BadSignature)
@@ -91,4 +94,3 @@ pub fn secp256k1_normalize(sig: &[u8; 64]) -> Result<[u8; 64], KeyError> {
     let sig = k256::ecdsa::Signature::from_slice(sig).map_err(|_| KeyError::BadSignature)?;
     to_array(&sig.normalize_s().to_bytes())
 }
-

@@ -374,7 +374,9 @@ impl SecretBytes {
     pub fn from_b58(text: &str) -> Result<(Curve, Self), EncodingError> {
         let mut buf = [0u8; MAX_PAYLOAD];
         let result = match encoding::decode_any(text, &mut buf) {
-            Ok((Prefix::EdskLong, payload)) => Ok((Curve::Ed25519, SecretBytes::from_slice(&payload[..32]))),
+            Ok((Prefix::EdskLong, payload)) => {
+                Ok((Curve::Ed25519, SecretBytes::from_slice(&payload[..32])))
+            }
             Ok((prefix, payload)) => Curve::ALL
                 .into_iter()
                 .find(|c| c.sk_prefix() == prefix)

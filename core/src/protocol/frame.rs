@@ -35,7 +35,10 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::TooLong { len, max } => {
-                write!(f, "frame of at least {len} bytes exceeds the maximum of {max}")
+                write!(
+                    f,
+                    "frame of at least {len} bytes exceeds the maximum of {max}"
+                )
             }
             FrameError::Cobs => f.write_str("invalid COBS framing"),
             FrameError::TooShort => f.write_str("frame shorter than its checksum"),
@@ -171,4 +174,3 @@ impl<const N: usize> FrameAccumulator<N> {
         (input.len(), Fed::Incomplete)
     }
 }
-

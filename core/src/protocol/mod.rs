@@ -42,7 +42,9 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{Curve, KeyError, PublicKey, PublicKeyHash, SecretBytes, Signature, SigningVersion};
+use crate::keys::{
+    Curve, KeyError, PublicKey, PublicKeyHash, SecretBytes, Signature, SigningVersion,
+};
 use crate::policy::{Policy, PolicyError};
 use crate::request::{ChainId, ParseError};
 use crate::store::StoreError;
@@ -228,6 +230,9 @@ pub enum StoreHealth {
 }
 
 /// The board's answer.
+// One response exists at a time, built and encoded per frame; without a heap there is nothing
+// to box the large variants into.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// Answer to [`Request::Hello`].
@@ -368,7 +373,10 @@ impl fmt::Display for Refusal {
             Refusal::NotConfirmed => f.write_str("not confirmed on the device"),
             Refusal::NoPendingSign => f.write_str("no signature is waiting for this answer"),
             Refusal::PayloadTooLarge { len, max } => {
-                write!(f, "request of {len} bytes exceeds the board's limit of {max}")
+                write!(
+                    f,
+                    "request of {len} bytes exceeds the board's limit of {max}"
+                )
             }
         }
     }

@@ -2,7 +2,7 @@
 //! and walked to their exact end so that no trailing byte goes unnoticed.
 
 use super::reader::Reader;
-use super::{Consensus, ConsensusForm, ChainId, OpKindSet, ParseError, ParsedRequest, RequestKind};
+use super::{ChainId, Consensus, ConsensusForm, OpKindSet, ParseError, ParsedRequest, RequestKind};
 use super::{MAGIC_ATTESTATION, MAGIC_PREATTESTATION};
 
 /// Read a non-negative int32 level or round.
@@ -11,7 +11,13 @@ fn level_or_round(r: &mut Reader<'_>) -> Result<u32, ParseError> {
     u32::try_from(r.i32()?).map_err(|_| ParseError::NegativeLevelOrRound { offset: at })
 }
 
-fn consensus(kind: RequestKind, chain_id: [u8; 4], level: u32, round: u32, form: ConsensusForm) -> ParsedRequest {
+fn consensus(
+    kind: RequestKind,
+    chain_id: [u8; 4],
+    level: u32,
+    round: u32,
+    form: ConsensusForm,
+) -> ParsedRequest {
     ParsedRequest {
         kind,
         consensus: Some(Consensus {
@@ -39,8 +45,11 @@ pub(super) fn block(bytes: &[u8]) -> Result<ParsedRequest, ParseError> {
     r.take(32)?; // operations_hash
     // @83: fitness, a list of `uint32 len ‖ bytes` elements; the round is the last one.
     let fitness_len = r.u32()?;
-    let fitness = r.take(usize::try_from(fitness_len).map_err(|_| ParseError::Truncated { offset: 83 })?)?;
-    let round = last_fitness_round(fitness).ok_or(ParseError::BadFitness { length: fitness_len })?;
+    let fitness =
+        r.take(usize::try_from(fitness_len).map_err(|_| ParseError::Truncated { offset: 83 })?)?;
+    let round = last_fitness_round(fitness).ok_or(ParseError::BadFitness {
+        length: fitness_len,
+    })?;
     let round = u32::try_from(round).map_err(|_| ParseError::NegativeLevelOrRound {
         offset: 83 + fitness.len(),
     })?;
@@ -53,7 +62,13 @@ pub(super) fn block(bytes: &[u8]) -> Result<ParsedRequest, ParseError> {
     }
     r.u8()?; // per_block_votes
     r.finish()?;
-    Ok(consensus(RequestKind::Block, chain_id, level, round, ConsensusForm::Block))
+    Ok(consensus(
+        RequestKind::Block,
+        chain_id,
+        level,
+        round,
+        ConsensusForm::Block,
+    ))
 }
 
 /// Walk the fitness elements; the last one must be a 4-byte round (Octez reads it at `83 + F`).

@@ -69,10 +69,19 @@ fn sequence(items: &[u8], at: usize, depth: u8) -> Result<(), ParseError> {
 
 fn shift(e: ParseError, base: usize) -> ParseError {
     match e {
-        ParseError::Truncated { offset } => ParseError::Truncated { offset: base + offset },
-        ParseError::BadTag { offset, value } => ParseError::BadTag { offset: base + offset, value },
-        ParseError::TooDeep { offset } => ParseError::TooDeep { offset: base + offset },
-        ParseError::NonCanonicalNumber { offset } => ParseError::NonCanonicalNumber { offset: base + offset },
+        ParseError::Truncated { offset } => ParseError::Truncated {
+            offset: base + offset,
+        },
+        ParseError::BadTag { offset, value } => ParseError::BadTag {
+            offset: base + offset,
+            value,
+        },
+        ParseError::TooDeep { offset } => ParseError::TooDeep {
+            offset: base + offset,
+        },
+        ParseError::NonCanonicalNumber { offset } => ParseError::NonCanonicalNumber {
+            offset: base + offset,
+        },
         other => other,
     }
 }

@@ -144,7 +144,9 @@ impl KindSet {
 
     /// The kinds in the set.
     pub fn iter(self) -> impl Iterator<Item = RequestKind> {
-        RequestKind::ALL.into_iter().filter(move |k| self.contains(*k))
+        RequestKind::ALL
+            .into_iter()
+            .filter(move |k| self.contains(*k))
     }
 }
 
@@ -288,14 +290,20 @@ impl fmt::Display for ParseError {
         match self {
             ParseError::Empty => f.write_str("empty request"),
             ParseError::UnknownMagicByte { byte } => {
-                write!(f, "magic byte 0x{byte:02X} not allowed (pawl signs 0x11, 0x12, 0x13, 0x03, 0x05)")
+                write!(
+                    f,
+                    "magic byte 0x{byte:02X} not allowed (pawl signs 0x11, 0x12, 0x13, 0x03, 0x05)"
+                )
             }
             ParseError::Truncated { offset } => write!(f, "request truncated at byte {offset}"),
             ParseError::TrailingBytes { offset, count } => {
                 write!(f, "{count} unexpected trailing byte(s) at byte {offset}")
             }
             ParseError::UnknownConsensusTag { magic, tag } => {
-                write!(f, "consensus tag {tag} is not valid under magic byte 0x{magic:02X}")
+                write!(
+                    f,
+                    "consensus tag {tag} is not valid under magic byte 0x{magic:02X}"
+                )
             }
             ParseError::UnsupportedOperation { tag, offset } => write!(
                 f,
@@ -316,7 +324,9 @@ impl fmt::Display for ParseError {
             ParseError::NegativeLevelOrRound { offset } => {
                 write!(f, "negative level or round at byte {offset}")
             }
-            ParseError::BadFitness { length } => write!(f, "malformed block fitness (length {length})"),
+            ParseError::BadFitness { length } => {
+                write!(f, "malformed block fitness (length {length})")
+            }
             ParseError::TooDeep { offset } => {
                 write!(f, "Michelson value nested too deeply at byte {offset}")
             }

@@ -149,7 +149,10 @@ impl OpKindSet {
 
     /// The kinds in the set.
     pub fn iter(self) -> impl Iterator<Item = OpKind> {
-        OpKind::ALL.iter().copied().filter(move |k| self.contains(*k))
+        OpKind::ALL
+            .iter()
+            .copied()
+            .filter(move |k| self.contains(*k))
     }
 }
 
@@ -324,7 +327,10 @@ fn pkh(r: &mut Reader<'_>) -> Result<(), ParseError> {
     let at = r.pos();
     let tag = r.u8()?;
     if tag > 4 {
-        return Err(ParseError::BadTag { offset: at, value: tag });
+        return Err(ParseError::BadTag {
+            offset: at,
+            value: tag,
+        });
     }
     r.take(20)?;
     Ok(())
@@ -398,7 +404,10 @@ fn entrypoint(r: &mut Reader<'_>) -> Result<OpKind, ParseError> {
             let lat = r.pos();
             let len = r.u8()?;
             if len > 31 {
-                return Err(ParseError::BadTag { offset: lat, value: len });
+                return Err(ParseError::BadTag {
+                    offset: lat,
+                    value: len,
+                });
             }
             r.take(usize::from(len))?;
             // A named entrypoint stays a plain transaction even if it spells a staking name:

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use pawl_core::board::{Board, BoardInfo, NoButton, Presence};
-use pawl_core::keys::{Curve, Entropy, KeyError, PublicKey, PublicKeyHash, SecretBytes, Signature, SigningVersion};
+use pawl_core::keys::{
+    Curve, Entropy, KeyError, PublicKey, PublicKeyHash, SecretBytes, Signature, SigningVersion,
+};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{Mode, Refusal, Request, Response};
 use pawl_core::request::RequestKind;
@@ -14,7 +16,10 @@ pub struct TestEntropy(pub u64);
 impl Entropy for TestEntropy {
     fn fill(&mut self, dest: &mut [u8]) -> Result<(), KeyError> {
         for b in dest.iter_mut() {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (self.0 >> 56) as u8;
         }
         Ok(())
@@ -37,23 +42,42 @@ impl Presence for TestButton {
 
 pub type TestBoard = Board<MemoryStore, TestEntropy, NoButton>;
 
-pub const INFO: BoardInfo = BoardInfo { firmware: "test", board: "host-test" };
+pub const INFO: BoardInfo = BoardInfo {
+    firmware: "test",
+    board: "host-test",
+};
 
 pub fn board(store: MemoryStore, mode: Mode) -> TestBoard {
     Board::open(store, TestEntropy(1), NoButton, mode, INFO)
 }
 
 /// Import `sk` (base58) with `policy`; returns the key hash.
-pub fn import<S: pawl_core::store::Store, E: Entropy, P: Presence>(b: &mut Board<S, E, P>, sk: &str, policy: Policy) -> (PublicKeyHash, PublicKey) {
+pub fn import<S: pawl_core::store::Store, E: Entropy, P: Presence>(
+    b: &mut Board<S, E, P>,
+    sk: &str,
+    policy: Policy,
+) -> (PublicKeyHash, PublicKey) {
     let (curve, secret): (Curve, SecretBytes) = SecretBytes::from_b58(sk).expect("secret");
-    match b.handle(Request::ImportKey { curve, secret, policy }) {
+    match b.handle(Request::ImportKey {
+        curve,
+        secret,
+        policy,
+    }) {
         Response::KeyInfo(info) => (info.pkh, info.public_key),
         other => panic!("import: {other:?}"),
     }
 }
 
-pub fn sign<S: pawl_core::store::Store, E: Entropy, P: Presence>(b: &mut Board<S, E, P>, pkh: &PublicKeyHash, payload: &[u8]) -> Result<Signature, Refusal> {
-    match b.handle(Request::Sign { pkh: *pkh, version: SigningVersion::LATEST, payload }) {
+pub fn sign<S: pawl_core::store::Store, E: Entropy, P: Presence>(
+    b: &mut Board<S, E, P>,
+    pkh: &PublicKeyHash,
+    payload: &[u8],
+) -> Result<Signature, Refusal> {
+    match b.handle(Request::Sign {
+        pkh: *pkh,
+        version: SigningVersion::LATEST,
+        payload,
+    }) {
         Response::Signature(s) => Ok(s),
         Response::Refused(r) => Err(r),
         other => panic!("sign: {other:?}"),
@@ -67,7 +91,14 @@ pub fn attestation(chain: [u8; 4], level: u32, round: u32, payload_byte: u8) -> 
 }
 
 /// Any slotted consensus payload.
-pub fn consensus(magic: u8, tag: u8, chain: [u8; 4], level: u32, round: u32, payload_byte: u8) -> Vec<u8> {
+pub fn consensus(
+    magic: u8,
+    tag: u8,
+    chain: [u8; 4],
+    level: u32,
+    round: u32,
+    payload_byte: u8,
+) -> Vec<u8> {
     let mut v = vec![magic];
     v.extend_from_slice(&chain);
     v.extend_from_slice(&[0xaa; 32]);

@@ -40,8 +40,12 @@ pub fn verify_independently(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool
         }
         (PublicKey::Secp256k1(pk), Signature::Secp256k1(sig)) => {
             let secp = secp256k1::Secp256k1::verification_only();
-            let Ok(pk) = secp256k1::PublicKey::from_slice(pk) else { return false };
-            let Ok(sig) = secp256k1::ecdsa::Signature::from_compact(sig) else { return false };
+            let Ok(pk) = secp256k1::PublicKey::from_slice(pk) else {
+                return false;
+            };
+            let Ok(sig) = secp256k1::ecdsa::Signature::from_compact(sig) else {
+                return false;
+            };
             let m = secp256k1::Message::from_digest(blake2b_256(msg));
             secp.verify_ecdsa(m, &sig, &pk).is_ok()
         }
@@ -62,7 +66,9 @@ pub fn verify_pop_independently(pk: &[u8; 48], proof: &Signature) -> bool {
 fn p256_openssl(pk: &[u8; 33], digest: &[u8; 32], sig: &[u8; 64]) -> bool {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
     let mut ctx = BigNumContext::new().expect("ctx");
-    let Ok(point) = EcPoint::from_bytes(&group, pk, &mut ctx) else { return false };
+    let Ok(point) = EcPoint::from_bytes(&group, pk, &mut ctx) else {
+        return false;
+    };
     let key = EcKey::from_public_key(&group, &point).expect("key");
     let r = BigNum::from_slice(&sig[..32]).expect("r");
     let s = BigNum::from_slice(&sig[32..]).expect("s");
@@ -80,7 +86,8 @@ fn bls_zkcrypto(pk: &[u8; 48], msg: &[u8], sig: &[u8; 96], dst: &[u8]) -> bool {
     if bool::from(pk.is_identity()) {
         return false;
     }
-    let h = <G2Projective as HashToCurve<ExpandMsgXmd<sha2_010::Sha256>>>::hash_to_curve([msg], dst);
+    let h =
+        <G2Projective as HashToCurve<ExpandMsgXmd<sha2_010::Sha256>>>::hash_to_curve([msg], dst);
     pairing(&pk, &G2Affine::from(h)) == pairing(&G1Affine::generator(), &sig)
 }
 
