@@ -1,6 +1,8 @@
 //! pawl-probe: measure what signing with pawl-core costs on a Cortex-M4F, under QEMU.
 //!
-//! For each curve compiled in (cargo features `ed25519`, `secp256k1`, `p256`, `bls`, `all`):
+//! For each curve selected (cargo features `ed25519`, `secp256k1`, `p256`, `bls`, `all`; the
+//! features select what runs, not what links: pawl-core dispatches on the curve at run time, so
+//! all four curves are in every binary that signs):
 //!
 //! * **stack high-water** of `KeyPair::from_secret` and of `TezosSigner::try_sign`: the free
 //!   RAM below the stack pointer is painted with `0xAAAA_AAAA`, the call is made with interrupts
@@ -11,10 +13,11 @@
 //!   The instructions-per-tick factor is calibrated at start-up with a loop of known length;
 //! * **heap**: the global allocator is `embedded-alloc`'s `LlffHeap` on a small static arena,
 //!   wrapped to count allocations (blst declares `extern crate alloc`, so one must exist).
+//!   Key loading and signing allocate nothing; BLS *verification* (feature `verify`) does.
 //!
 //! With feature `board` it also measures the whole board path: `Board::handle_frame` on a
 //! COBS/postcard `Sign` frame (parse, policy, watermark, persist to a `MemoryStore`, sign, encode
-//! the answer), per compiled-in curve.
+//! the answer), per selected curve.
 //!
 //! Results are printed over semihosting as `PROBE …` lines that `run.sh` turns into a table; the
 //! firmware exits through semihosting `SYS_EXIT` (status 0 only if every step succeeded).
