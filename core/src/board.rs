@@ -343,11 +343,11 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         let slot = &self.keys[index];
         let is_bls = slot.pair.curve() == Curve::Bls12_381;
         slot.policy.check(&parsed, is_bls)?;
+        // Checked here, not only in `try_sign`, so a bad version is refused before the
+        // watermark moves.
+        version.check()?;
         if is_bls {
-            version.check()?;
             version.check_bls()?;
-        } else {
-            version.check()?;
         }
 
         let mark = match (parsed.consensus, MarkKind::of(parsed.kind)) {

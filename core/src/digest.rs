@@ -9,15 +9,6 @@ pub fn blake2b_256(data: &[u8]) -> [u8; 32] {
     blake2::Blake2b::<U32>::digest(data).into()
 }
 
-/// BLAKE2b-256 over several parts, as if they were concatenated.
-pub fn blake2b_256_parts(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = blake2::Blake2b::<U32>::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
 /// BLAKE2b-160 of `data` (a public key hash).
 pub fn blake2b_160(data: &[u8]) -> [u8; 20] {
     blake2::Blake2b::<U20>::digest(data).into()

@@ -66,10 +66,8 @@ fn import_mark(
 /// Snapshot of everything a refusal must not change.
 fn state(b: &TestBoard) -> (Vec<String>, Vec<String>, u32) {
     let marks = b.watermarks().iter().map(|e| format!("{e:?}")).collect();
-    let store = b.store().clone();
     let mut stored = Vec::new();
-    let mut s = store;
-    pawl_core::store::Store::load(&mut s, &mut |r| {
+    pawl_core::store::Store::load(&mut b.store().clone(), &mut |r| {
         stored.push(format!("{r:?}"));
         Ok(())
     })
@@ -103,7 +101,10 @@ fn signatory_watermark_scenarios() {
     assert!(sign(&mut b, &pkh, &unhex(B1)).is_ok());
     // stored {block: L8 R1} + B1 → 409
     let (mut b, pkh, _) = fresh(TZ1, Policy::default());
-    import_mark(&mut b, pkh, MarkKind::Block, 8, 1);
+    assert_eq!(
+        import_mark(&mut b, pkh, MarkKind::Block, 8, 1),
+        Response::Done
+    );
     assert_eq!(
         sign(&mut b, &pkh, &unhex(B1)),
         Err(Refusal::Watermark(WatermarkError::Below {
@@ -114,7 +115,10 @@ fn signatory_watermark_scenarios() {
     );
     // stored {block: L7 R3} + B1 → 409
     let (mut b, pkh, _) = fresh(TZ1, Policy::default());
-    import_mark(&mut b, pkh, MarkKind::Block, 7, 3);
+    assert_eq!(
+        import_mark(&mut b, pkh, MarkKind::Block, 7, 3),
+        Response::Done
+    );
     assert!(matches!(
         sign(&mut b, &pkh, &unhex(B1)),
         Err(Refusal::Watermark(WatermarkError::NotAbove { .. }))
@@ -122,7 +126,10 @@ fn signatory_watermark_scenarios() {
     // stored {block: L33 R2} + [C1, C2, C3] → all 200; and [C2, C3, C1] → all 200.
     for order in [[C1, C2, C3], [C2, C3, C1]] {
         let (mut b, pkh, pk) = fresh(TZ1, Policy::default());
-        import_mark(&mut b, pkh, MarkKind::Block, 33, 2);
+        assert_eq!(
+            import_mark(&mut b, pkh, MarkKind::Block, 33, 2),
+            Response::Done
+        );
         for hex in order {
             let s = sign(&mut b, &pkh, &unhex(hex)).expect(hex);
             assert!(verify_independently(&pk, &unhex(hex), &s));
@@ -136,7 +143,10 @@ fn octez_rule_table() {
     // Stored (1, 1) without a payload hash (an imported mark).
     let (base, pkh, _) = fresh(TZ1, Policy::default());
     let mut b = base;
-    import_mark(&mut b, pkh, MarkKind::Attestation, 1, 1);
+    assert_eq!(
+        import_mark(&mut b, pkh, MarkKind::Attestation, 1, 1),
+        Response::Done
+    );
     let store = b.into_store();
     for ((level, round), ok) in [
         ((2, 0), true),
