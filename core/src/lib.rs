@@ -1,6 +1,9 @@
 #![no_std]
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "std")]
+extern crate std;
+
 pub mod board;
 pub mod digest;
 pub mod encoding;
@@ -10,3 +13,5 @@ pub mod protocol;
 pub mod request;
 pub mod store;
 pub mod watermark;
+#[cfg(feature = "std")]
+pub mod sim;

@@ -1,0 +1,3 @@
+//! `pawl`: the host bridge (being built).
+
+fn main() {}

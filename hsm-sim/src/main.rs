@@ -1,0 +1,3 @@
+//! `pawl-sim`: simulators (being built).
+
+fn main() {}
