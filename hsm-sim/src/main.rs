@@ -1,3 +1,43 @@
-//! `pawl-sim`: simulators (being built).
+//! `pawl-sim`: pawl's simulators, one subcommand each.
+//!
+//! * `pawl-sim board --pty` — the virtual board (the same `pawl-core` board entry point the
+//!   firmware runs) served over a pseudo-terminal, so the bridge talks to it exactly as to a
+//!   board on a serial port.
+//!
+//! Later issues add `yubihsm`, `azure` and `qemu`.
 
-fn main() {}
+mod board;
+mod pty;
+mod signals;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// pawl's simulators.
+#[derive(Parser, Debug)]
+#[command(name = "pawl-sim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the virtual board (keys on the host's disk, NOT hardware-protected).
+    Board(board::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Board(args) => board::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pawl-sim: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `pawl-sim board --pty`: the virtual board served over a pseudo-terminal.
+//!
+//! Reads bytes from the pty, cuts them into frames with the core's [`FrameAccumulator`], hands
+//! each frame to [`VirtualBoard::handle_frame`] and writes the response frame back — the same
+//! loop the firmware runs over its UART.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pawl_core::protocol::{
+    Fed, FrameAccumulator, FrameError, MAX_FRAME, Mode, Refusal, Response, encode_frame,
+};
+use pawl_core::sim::VirtualBoard;
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::io::Errno;
+
+use crate::pty::Pty;
+use crate::signals::Shutdown;
+
+/// A frame whose bytes stop arriving for this long is dropped, so that a host that died
+/// mid-frame does not corrupt the first frame of the next one.
+const FRAME_IDLE: Duration = Duration::from_millis(500);
+/// How long a response may wait for the host to read it before it is discarded.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Options of `pawl-sim board`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Serve the board over a new pseudo-terminal; prints `pty: /dev/pts/N` on stdout.
+    #[arg(long)]
+    pty: bool,
+    /// Directory holding the board's state (keys, policies, watermarks).
+    /// Default: `pawl-sim` under the user's data directory (`$XDG_DATA_HOME` or
+    /// `~/.local/share`).
+    #[arg(long, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Start in operational mode (no key generation/import, no policy changes). Without it the
+    /// board starts in provisioning mode, as a real board powered up with its button held.
+    #[arg(long)]
+    operational: bool,
+}
+
+/// Run the board until SIGTERM or SIGINT.
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if !args.pty {
+        return Err("choose a transport: only `--pty` exists for now".into());
+    }
+    let home = match args.home {
+        Some(home) => home,
+        None => default_home()?,
+    };
+    let mode = if args.operational {
+        Mode::Operational
+    } else {
+        Mode::Provisioning
+    };
+    let mut shutdown = Shutdown::install()?;
+    let mut board = VirtualBoard::open(&home, mode)
+        .map_err(|e| format!("cannot open the virtual board in {}: {e}", home.display()))?;
+    let pty = Pty::open()?;
+
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "pty: {}", pty.path().display())?;
+    stdout.flush()?;
+    drop(stdout);
+    eprintln!(
+        "pawl-sim: virtual board in {} ({mode:?} mode) on {}; keys are on the host's disk, \
+         NOT hardware-protected",
+        board.dir().display(),
+        pty.path().display()
+    );
+
+    let frames = serve(&mut board, &pty, &mut shutdown)?;
+    eprintln!("pawl-sim: stopped after {frames} frames");
+    Ok(())
+}
+
+/// The serve loop; returns the number of frames answered.
+fn serve(board: &mut VirtualBoard, pty: &Pty, shutdown: &mut Shutdown) -> io::Result<u64> {
+    let mut acc: Box<FrameAccumulator<MAX_FRAME>> = Box::default();
+    let mut out = vec![0u8; MAX_FRAME];
+    let mut scratch = vec![0u8; MAX_FRAME];
+    let mut buf = vec![0u8; 8192];
+    let mut frames: u64 = 0;
+    // When the last byte of an unfinished frame arrived.
+    let mut partial_since: Option<Instant> = None;
+
+    loop {
+        let timeout = partial_since.map(|t| {
+            FRAME_IDLE
+                .saturating_sub(t.elapsed())
+                .try_into()
+                .unwrap_or_default()
+        });
+        let (sig, ready, hup) = {
+            let mut fds = [
+                PollFd::new(shutdown, PollFlags::IN),
+                PollFd::new(pty, PollFlags::IN),
+            ];
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let pty_events = fds[1].revents();
+            (
+                fds[0].revents().contains(PollFlags::IN),
+                pty_events.contains(PollFlags::IN),
+                pty_events.intersects(PollFlags::HUP | PollFlags::ERR),
+            )
+        };
+        if sig && shutdown.requested() {
+            return Ok(frames);
+        }
+        if ready {
+            let n = pty.read(&mut buf)?;
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                let (used, fed) = acc.feed(rest);
+                rest = &rest[used..];
+                let reply = match fed {
+                    Fed::Incomplete => None,
+                    Fed::Frame(frame) => Some(board.handle_frame(frame, &mut out)),
+                    Fed::Dropped(e) => Some(refusal(e, &mut scratch, &mut out)),
+                };
+                match reply {
+                    None => {}
+                    Some(Ok(len)) => {
+                        frames += 1;
+                        if !pty.write_all(&out[..len], WRITE_TIMEOUT)? {
+                            eprintln!("pawl-sim: nobody read a response; discarded it");
+                        }
+                    }
+                    Some(Err(e)) => eprintln!("pawl-sim: cannot encode a response: {e}"),
+                }
+            }
+            if n > 0 {
+                partial_since = match buf[n - 1] {
+                    0 => None,
+                    _ => Some(Instant::now()),
+                };
+            }
+        } else if hup {
+            // Only without our own slave descriptor; wait for a client to come back.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if partial_since.is_some_and(|t| t.elapsed() >= FRAME_IDLE) {
+            *acc = FrameAccumulator::new();
+            partial_since = None;
+            eprintln!("pawl-sim: dropped an unfinished frame (host went quiet mid-frame)");
+        }
+    }
+}
+
+/// The answer to a frame the accumulator had to drop (too long).
+fn refusal(e: FrameError, scratch: &mut [u8], out: &mut [u8]) -> Result<usize, FrameError> {
+    encode_frame(0, &Response::Refused(Refusal::Frame(e)), scratch, out)
+}
+
+/// `$XDG_DATA_HOME/pawl-sim`, else `~/.local/share/pawl-sim`.
+fn default_home() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("pawl-sim"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .ok_or("no --home given and $HOME is not set")?;
+    Ok(PathBuf::from(home).join(".local/share/pawl-sim"))
+}

@@ -1,0 +1,40 @@
+//! SIGTERM / SIGINT as a readable file descriptor, so the serve loop can `poll` for them next to
+//! the pty and stop between frames.
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// The read end of a self-pipe written by the SIGTERM and SIGINT handlers.
+pub struct Shutdown {
+    read: UnixStream,
+}
+
+impl Shutdown {
+    /// Install the handlers.
+    pub fn install() -> io::Result<Self> {
+        let (read, write) = UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        signal_hook::low_level::pipe::register(SIGTERM, write.try_clone()?)?;
+        signal_hook::low_level::pipe::register(SIGINT, write)?;
+        Ok(Shutdown { read })
+    }
+
+    /// Whether a signal arrived (drains the pipe).
+    pub fn requested(&mut self) -> bool {
+        let mut buf = [0u8; 16];
+        match self.read.read(&mut buf) {
+            Ok(n) => n > 0,
+            Err(_) => false,
+        }
+    }
+}
+
+impl AsFd for Shutdown {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
