@@ -119,11 +119,22 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             counters: Counters::default(),
             scratch: [0; MAX_RESPONSE],
         };
-        if let Err(e) = board.load() {
-            board.keys.clear();
-            board.health = StoreHealth::Refusing(e);
-        }
+        board.reload();
         board
+    }
+
+    /// Load keys and marks from the store; on failure hold nothing and refuse to sign.
+    fn reload(&mut self) {
+        self.keys.clear();
+        self.marks = Watermarks::new();
+        self.health = match self.load() {
+            Ok(()) => StoreHealth::Ok,
+            Err(e) => {
+                self.keys.clear();
+                self.marks = Watermarks::new();
+                StoreHealth::Refusing(e)
+            }
+        };
     }
 
     fn load(&mut self) -> Result<(), StoreError> {
@@ -268,6 +279,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 self.marks.raise(&id, level, round)?;
                 Ok(Response::Done)
             }
+            Request::Reprovision { erase } => {
+                self.provisioning()?;
+                self.store.reprovision(erase)?;
+                self.reload();
+                self.healthy()?;
+                Ok(Response::Done)
+            }
             Request::HsmReply { .. } | Request::HostSignature { .. } => Err(Refusal::NoPendingSign),
         }
     }
@@ -394,6 +412,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             refusals: self.counters.refusals,
             mark_writes: self.counters.mark_writes,
             store: self.health,
+            wear: self.store.wear(),
         }
     }
 

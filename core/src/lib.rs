@@ -11,7 +11,7 @@ pub mod keys;
 pub mod policy;
 pub mod protocol;
 pub mod request;
-pub mod store;
-pub mod watermark;
 #[cfg(feature = "std")]
 pub mod sim;
+pub mod store;
+pub mod watermark;

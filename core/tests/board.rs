@@ -545,6 +545,9 @@ fn corrupted_store_refuses_to_sign_with_clear_status() {
         ) -> Result<(), StoreError> {
             Ok(())
         }
+        fn reprovision(&mut self, _: bool) -> Result<(), StoreError> {
+            Err(StoreError::Corrupted)
+        }
     }
     let mut b = Board::open(
         Broken,

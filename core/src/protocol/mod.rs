@@ -47,7 +47,7 @@ use crate::keys::{
 };
 use crate::policy::{Policy, PolicyError};
 use crate::request::{ChainId, ParseError};
-use crate::store::StoreError;
+use crate::store::{StoreError, WearCounters};
 use crate::watermark::{MarkKind, WatermarkError};
 
 /// Version of this protocol; both ends must agree.
@@ -184,6 +184,14 @@ pub enum Request<'a> {
         /// The signature as the key service returned it (`r ‖ s`).
         signature: Signature,
     },
+    /// Provisioning: recover from a store the board refuses ([`StoreHealth::Refusing`]). With
+    /// `erase`, start from an empty store (keys and marks gone); without, adopt the image as it
+    /// is — then import current watermarks, since a rolled-back image holds stale ones.
+    /// [`Response::Done`].
+    Reprovision {
+        /// Erase everything instead of adopting the image.
+        erase: bool,
+    },
 }
 
 /// One key as the board lists it.
@@ -214,10 +222,13 @@ pub struct Status {
     pub signatures: u32,
     /// Requests refused since boot.
     pub refusals: u32,
-    /// Mark writes the store was asked for since boot.
+    /// Mark writes the store was asked for since boot (most are answered from the ceiling in
+    /// RAM; [`Status::wear`] counts what reached flash).
     pub mark_writes: u32,
     /// Store health.
     pub store: StoreHealth,
+    /// Flash records written, bytes programmed and pages erased since boot.
+    pub wear: WearCounters,
 }
 
 /// Whether the store can be trusted.

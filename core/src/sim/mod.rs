@@ -1,17 +1,40 @@
-//! Host glue for the virtual board (feature `std`): the same [`Board`] the firmware runs, with
-//! its state in a directory, OS entropy and no button.
+//! Host glue for the virtual board (feature `std`): the same [`Board`] the firmware runs, on a
+//! file-backed simulated NOR flash ([`flash`]), with a file as its anti-rollback counter
+//! ([`guard`]), OS entropy and no button.
+//!
+//! State directory:
+//!
+//! | file | what |
+//! |---|---|
+//! | `flash.bin` | the flash region: 64 pages of 4 KiB, every write `fdatasync`ed |
+//! | `board.key` | the board key sealing secret keys in `flash.bin` (the RP2350 keeps it in OTP) |
+//! | `rollback-counter` | number of the newest record written (the RP2350 keeps it in OTP) |
+//! | `board.lock` | held while a process runs the board |
 //!
 //! Keys here live on the host's disk: this is a software signer, for trying pawl out and for
 //! tests. The bridge logs a loud warning when it runs one.
 
-use std::fs::File;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::board::{Board, BoardInfo, NoButton};
 use crate::keys::{Entropy, KeyError};
 use crate::protocol::{FrameError, Mode};
-use crate::store::MemoryStore;
+use crate::store::{BoardKey, NorStore, NorStoreConfig};
+
+pub mod flash;
+pub mod guard;
+
+pub use flash::SimFlash;
+pub use guard::FileGuard;
+
+/// Pages of flash the virtual board uses (256 KiB, as on the RP2350 image).
+pub const VIRTUAL_PAGES: usize = 64;
+
+/// The virtual board's store.
+pub type VirtualStore = NorStore<SimFlash, FileGuard>;
 
 /// Entropy from the operating system.
 #[derive(Clone, Copy, Debug, Default)]
@@ -32,14 +55,20 @@ pub const VIRTUAL_INFO: BoardInfo = BoardInfo {
 /// A virtual board with its state under one directory. Only one process may open a directory
 /// at a time (an exclusive lock on `board.lock`).
 pub struct VirtualBoard {
-    board: Board<MemoryStore, OsEntropy, NoButton>,
+    board: Board<VirtualStore, OsEntropy, NoButton>,
     dir: PathBuf,
     _lock: File,
 }
 
 impl VirtualBoard {
-    /// Open (or create) the virtual board whose state lives in `dir`.
+    /// Open (or create) the virtual board whose state lives in `dir`, reserving
+    /// [`NorStoreConfig::DEFAULT_CEILING_AHEAD`] levels ahead.
     pub fn open(dir: &Path, mode: Mode) -> io::Result<Self> {
+        Self::open_with(dir, mode, NorStoreConfig::DEFAULT_CEILING_AHEAD)
+    }
+
+    /// As [`VirtualBoard::open`], reserving `ceiling_ahead` levels ahead (0: exact marks).
+    pub fn open_with(dir: &Path, mode: Mode, ceiling_ahead: u32) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let lock = File::create(dir.join("board.lock"))?;
         lock.try_lock().map_err(|_| {
@@ -51,7 +80,17 @@ impl VirtualBoard {
                 ),
             )
         })?;
-        let board = Board::open(MemoryStore::new(), OsEntropy, NoButton, mode, VIRTUAL_INFO);
+        let key = board_key(&dir.join("board.key"))?;
+        let flash = SimFlash::open_file(&dir.join("flash.bin"), VIRTUAL_PAGES)?;
+        let guard = FileGuard::open(&dir.join("rollback-counter"))?;
+        let region = 0..u32::try_from(VIRTUAL_PAGES * flash::PAGE).unwrap_or(u32::MAX);
+        let config = NorStoreConfig {
+            region,
+            ceiling_ahead,
+        };
+        let store = NorStore::new(flash, config, &key, guard)
+            .map_err(|e| io::Error::other(std::format!("flash store: {e}")))?;
+        let board = Board::open(store, OsEntropy, NoButton, mode, VIRTUAL_INFO);
         Ok(VirtualBoard {
             board,
             dir: dir.to_path_buf(),
@@ -64,9 +103,46 @@ impl VirtualBoard {
         &self.dir
     }
 
+    /// The board.
+    pub fn board(&self) -> &Board<VirtualStore, OsEntropy, NoButton> {
+        &self.board
+    }
+
     /// Answer one frame (without its terminating zero; modified in place); the response
     /// frame, zero included, is written to `out`. See [`Board::handle_frame`].
     pub fn handle_frame(&mut self, frame: &mut [u8], out: &mut [u8]) -> Result<usize, FrameError> {
         self.board.handle_frame(frame, out)
     }
+}
+
+/// Read the board key, or make one (mode 0600) on first use.
+fn board_key(path: &Path) -> io::Result<BoardKey> {
+    let mut bytes = [0u8; 32];
+    match File::open(path) {
+        Ok(mut file) => {
+            let mut all = std::vec::Vec::new();
+            file.read_to_end(&mut all)?;
+            if all.len() != 32 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    std::format!("{} is {} bytes, expected 32", path.display(), all.len()),
+                ));
+            }
+            bytes.copy_from_slice(&all);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            getrandom::fill(&mut bytes).map_err(|_| io::Error::other("no OS entropy"))?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
+        Err(e) => return Err(e),
+    }
+    let key = BoardKey::new(bytes);
+    zeroize::Zeroize::zeroize(&mut bytes);
+    Ok(key)
 }

@@ -1,9 +1,13 @@
 //! What the board keeps across power cycles, behind one trait.
 //!
 //! The core never writes flash itself: it asks a [`Store`] to make a mark durable **before** it
-//! releases a signature, and to save keys and policies at provisioning. The NOR-flash store is
-//! its own module (issue "durable watermark store"); [`MemoryStore`] here is for tests and
-//! counts writes and can be told to fail.
+//! releases a signature, and to save keys and policies at provisioning.
+//!
+//! * [`NorStore`] is the board's store: a log over erased NOR-flash pages with ceiling
+//!   reservation, sealed keys and an anti-rollback counter ([`nor`] module doc has the layout
+//!   and the power-failure walk-through).
+//! * [`MemoryStore`] is for tests: it counts writes and can be told to fail.
+//! * [`wear`] models how long a flash region lasts.
 
 use core::fmt;
 
@@ -11,8 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{Curve, SecretBytes};
 use crate::policy::Policy;
-use crate::protocol::MAX_KEYS;
 use crate::watermark::MarkId;
+
+mod memory;
+pub mod nor;
+mod seal;
+pub mod wear;
+
+pub use memory::{MEMORY_MARKS, MemoryStore};
+pub use nor::{BoardKey, NorStore, NorStoreConfig};
 
 /// Why the store could not do what was asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,95 +99,52 @@ pub trait Store {
 
     /// Save the key in `slot` (new key, or a policy change), durably.
     fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// Flash wear so far (zero for stores without flash).
+    fn wear(&self) -> WearCounters {
+        WearCounters::default()
+    }
+
+    /// Re-provisioning after [`StoreError::RolledBack`] or [`StoreError::Corrupted`]: with
+    /// `erase`, start from an empty store; without, adopt the stored image as it is (its marks
+    /// are stale: the operator imports current watermarks next). Either way the anti-rollback
+    /// counter is brought level with the image, so the store loads again.
+    fn reprovision(&mut self, erase: bool) -> Result<(), StoreError>;
 }
 
-/// Most marks [`MemoryStore`] keeps.
-pub const MEMORY_MARKS: usize = 128;
-
-/// An in-memory [`Store`] for tests: clone it to "reboot" from the same state.
-#[derive(Clone, Debug, Default)]
-pub struct MemoryStore {
-    keys: heapless::Vec<(u8, StoredKey), MAX_KEYS>,
-    marks: heapless::Vec<(MarkId, u32, u32), MEMORY_MARKS>,
-    /// Successful [`Store::persist_mark`] calls.
-    pub mark_writes: u32,
-    /// When `Some(n)`: the next `n` writes succeed, every later one fails with
-    /// [`StoreError::Io`] and changes nothing.
-    pub fail_after: Option<u32>,
+/// What the store has done to its flash since the board started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WearCounters {
+    /// Records written (marks, ceilings, keys).
+    pub records: u32,
+    /// Bytes programmed.
+    pub bytes_written: u64,
+    /// Pages erased.
+    pub pages_erased: u32,
 }
 
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// Where the board keeps the number of the last record it wrote, outside the flash the
+/// records live in (RP2350: OTP rows; simulator: a separate file). A store image whose newest
+/// record is older than this number is a rollback.
+pub trait RollbackGuard {
+    /// The lowest record number the store may hold as its newest.
+    fn floor(&mut self) -> Result<u32, StoreError>;
 
-    fn write_allowed(&mut self) -> Result<(), StoreError> {
-        match &mut self.fail_after {
-            Some(0) => Err(StoreError::Io),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// The stored position for `id`.
-    pub fn mark(&self, id: &MarkId) -> Option<(u32, u32)> {
-        self.marks
-            .iter()
-            .find(|(i, _, _)| i == id)
-            .map(|(_, l, r)| (*l, *r))
-    }
+    /// Record `seq` as written. Called after the record is durable, so a power cut in between
+    /// leaves the guard behind the flash (accepted), never ahead of it.
+    fn advance(&mut self, seq: u32) -> Result<(), StoreError>;
 }
 
-impl Store for MemoryStore {
-    fn load(
-        &mut self,
-        visit: &mut dyn FnMut(Record<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        for (slot, key) in &self.keys {
-            visit(Record::Key { slot: *slot, key })?;
-        }
-        for (id, level, round) in &self.marks {
-            visit(Record::Mark {
-                id: *id,
-                level: *level,
-                round: *round,
-            })?;
-        }
-        Ok(())
+/// A board without a rollback counter: rollback goes undetected.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoGuard;
+
+impl RollbackGuard for NoGuard {
+    fn floor(&mut self) -> Result<u32, StoreError> {
+        Ok(0)
     }
 
-    fn persist_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
-        self.write_allowed()?;
-        match self.marks.iter_mut().find(|(i, _, _)| i == id) {
-            Some(entry) => {
-                // A store never lowers a mark, whatever it is asked.
-                if (level, round) > (entry.1, entry.2) {
-                    entry.1 = level;
-                    entry.2 = round;
-                }
-            }
-            None => self
-                .marks
-                .push((*id, level, round))
-                .map_err(|_| StoreError::Full)?,
-        }
-        self.mark_writes += 1;
-        Ok(())
-    }
-
-    fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError> {
-        self.write_allowed()?;
-        match self.keys.iter_mut().find(|(s, _)| *s == slot) {
-            Some(entry) => entry.1 = key.clone(),
-            None => self
-                .keys
-                .push((slot, key.clone()))
-                .map_err(|_| StoreError::Full)?,
-        }
+    fn advance(&mut self, _: u32) -> Result<(), StoreError> {
         Ok(())
     }
 }

@@ -1,0 +1,62 @@
+//! The simulator's anti-rollback counter: a small file next to the flash image.
+//!
+//! It stands in for the RP2350's OTP rows. Restoring an old copy of the flash file without the
+//! counter file (a VM snapshot of one disk, a backup of the state directory taken earlier) is
+//! detected; replacing both together is not — on the real board the counter is in OTP, which
+//! cannot be copied back.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::store::{RollbackGuard, StoreError};
+
+/// A [`RollbackGuard`] kept in a file, `fdatasync`ed on every advance.
+pub struct FileGuard {
+    file: File,
+    value: u32,
+}
+
+impl FileGuard {
+    /// Open (or create, at zero) the counter file.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let mut bytes = std::vec::Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let value = match bytes.len() {
+            0 => 0,
+            4 => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            n => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    std::format!("{} is {n} bytes, expected 4", path.display()),
+                ));
+            }
+        };
+        Ok(FileGuard { file, value })
+    }
+}
+
+impl RollbackGuard for FileGuard {
+    fn floor(&mut self) -> Result<u32, StoreError> {
+        Ok(self.value)
+    }
+
+    fn advance(&mut self, seq: u32) -> Result<(), StoreError> {
+        if seq <= self.value {
+            return Ok(());
+        }
+        self.file
+            .write_all_at(&seq.to_le_bytes(), 0)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|_| StoreError::Io)?;
+        self.value = seq;
+        Ok(())
+    }
+}

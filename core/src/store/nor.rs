@@ -1,0 +1,523 @@
+//! The board's store: records in a log over erased NOR-flash pages.
+//!
+//! Built on [`sequential_storage::map`]: a key–value log over a ring of erase pages in which
+//! every item carries a CRC, a newer item for a key supersedes the older one, and a full page
+//! is reclaimed by copying its live items to the next erased page (the crate is written and
+//! fuzzed to survive a power cut at any point). Why it rather than a home-grown log: it is
+//! `no_std` without allocation, already power-cut tested upstream, reclaims pages by itself, and
+//! keeps the item layout (header + CRC) in one audited place; pawl adds what it does not do —
+//! authentication, sealing, a record number for rollback detection, and the ceiling rule.
+//!
+//! # Records
+//!
+//! Map keys are `u16`: the high byte says what the record is, the low byte which one. Every
+//! value starts with the record number `seq` (u32, little-endian), which grows by one with each
+//! record written and is what the anti-rollback counter tracks.
+//!
+//! | key | value after `seq` | written when |
+//! |---|---|---|
+//! | `0x00_00` meta | BLAKE2b-64 MAC | re-provisioning (brings `seq` level with the guard) |
+//! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq` | key generated/imported, policy set |
+//! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
+//! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ MAC | a signature above the stored ceiling |
+//!
+//! MACs are keyed by the board key (see `seal`), over the map key, `seq` and the fields, so
+//! neither a flash editor nor a corrupted copy can lower a ceiling or rename a mark.
+//!
+//! # Ceiling reservation
+//!
+//! [`Store::persist_mark`] for a position at or below the stored ceiling of that mark returns at
+//! once: it was already durable. Above it, the store writes a new ceiling
+//! `(level + N, u32::MAX)` ([`NorStoreConfig::ceiling_ahead`]) and only then returns, so about
+//! one signature in N per mark writes flash. After a restart the ceilings are the marks: the
+//! board refuses everything up to N levels ahead of where it was — a few missed slots, never a
+//! double signature. N = 0 stores exact positions.
+//!
+//! # Power failure, step by step
+//!
+//! 1. Cut before a ceiling record is complete: its CRC fails, the item is ignored, the previous
+//!    ceiling stands. `persist_mark` had not returned, so no signature above the old ceiling
+//!    left the board.
+//! 2. Cut after the record, before the guard advanced: flash is one record ahead of the guard,
+//!    which is accepted (the guard only has to be at or below the newest record).
+//! 3. Cut while a page is being reclaimed: the source page is erased only after its live items
+//!    are copied; `sequential-storage` finishes or redoes the migration on the next access.
+//! 4. Cut while a mark name is written, before its first ceiling: the name is loaded with no
+//!    position (nothing was signed for it) and its index is never reused for another mark.
+//!
+//! At boot ([`Store::load`]) a record whose MAC or seal fails is [`StoreError::Corrupted`], and
+//! an image whose newest record is older than the guard's floor is [`StoreError::RolledBack`]:
+//! the board then refuses to sign until re-provisioned, rather than starting from zero.
+
+use core::fmt;
+use core::ops::Range;
+
+use embassy_futures::block_on;
+use embedded_storage_async::nor_flash::NorFlash;
+use sequential_storage::cache::{Cache, Uncached};
+use sequential_storage::map::{MapConfig, MapStorage};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::seal::{MAC_LEN, SEAL_OVERHEAD, SealKeys};
+use super::wear::Counted;
+use super::{Record, RollbackGuard, Store, StoreError, StoredKey, WearCounters};
+use crate::board::MAX_MARKS;
+use crate::keys::PublicKeyHash;
+use crate::protocol::MAX_KEYS;
+use crate::request::ChainId;
+use crate::watermark::{MarkId, MarkKind};
+
+/// The board's 32-byte secret from which sealing and MAC keys are derived (RP2350: OTP; the
+/// simulator: a file). Zeroized on drop; `Debug` shows nothing.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct BoardKey([u8; 32]);
+
+impl BoardKey {
+    /// Wrap key bytes.
+    pub const fn new(bytes: [u8; 32]) -> Self {
+        BoardKey(bytes)
+    }
+}
+
+impl fmt::Debug for BoardKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BoardKey(..)")
+    }
+}
+
+/// Where the store lives and how far ahead it reserves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NorStoreConfig {
+    /// Flash byte range; whole erase pages, at least two.
+    pub region: Range<u32>,
+    /// N: levels reserved ahead of a signature (0 = store exact positions).
+    pub ceiling_ahead: u32,
+}
+
+impl NorStoreConfig {
+    /// Default N, from the wear budget in `docs/wear.md`: 16 levels (96 s at 6 s blocks) keeps
+    /// a 256 KiB region on 10k-cycle flash alive for decades with four keys.
+    pub const DEFAULT_CEILING_AHEAD: u32 = 16;
+}
+
+const TAG_META: u8 = 0;
+const TAG_KEY: u8 = 1;
+const TAG_NAME: u8 = 2;
+const TAG_CEILING: u8 = 3;
+
+/// Largest sealed key plaintext (postcard of [`StoredKey`]).
+const KEY_PLAINTEXT: usize = 160;
+/// Data buffer for the map: key + the largest value, word-aligned with room to spare.
+const BUF: usize = 2 + 4 + SEAL_OVERHEAD + KEY_PLAINTEXT + 16;
+
+const fn map_key(tag: u8, index: u8) -> u16 {
+    u16::from_be_bytes([tag, index])
+}
+
+struct MarkSlot {
+    id: MarkId,
+    index: u8,
+    /// Stored ceiling; `None` when the name was written but no ceiling yet.
+    ceiling: Option<(u32, u32)>,
+}
+
+/// The board's store over a [`NorFlash`] region, with a [`RollbackGuard`].
+pub struct NorStore<F: NorFlash, G: RollbackGuard> {
+    map: MapStorage<u16, Counted<F>, Cache<Uncached, Uncached, Uncached, u16>>,
+    guard: G,
+    seal: SealKeys,
+    ceiling_ahead: u32,
+    /// Newest record number on flash.
+    seq: u32,
+    marks: heapless::Vec<MarkSlot, MAX_MARKS>,
+    wear: WearCounters,
+    buf: [u8; BUF],
+}
+
+fn flash_error<E>(e: sequential_storage::Error<E>) -> StoreError {
+    match e {
+        sequential_storage::Error::Storage { .. } => StoreError::Io,
+        sequential_storage::Error::FullStorage | sequential_storage::Error::ItemTooBig => {
+            StoreError::Full
+        }
+        _ => StoreError::Corrupted,
+    }
+}
+
+fn seq_of(value: &[u8]) -> Result<u32, StoreError> {
+    let bytes = value.get(..4).ok_or(StoreError::Corrupted)?;
+    let mut seq = [0u8; 4];
+    seq.copy_from_slice(bytes);
+    Ok(u32::from_le_bytes(seq))
+}
+
+fn kind_byte(kind: MarkKind) -> u8 {
+    match kind {
+        MarkKind::Block => 0,
+        MarkKind::Preattestation => 1,
+        MarkKind::Attestation => 2,
+    }
+}
+
+fn kind_of(byte: u8) -> Option<MarkKind> {
+    match byte {
+        0 => Some(MarkKind::Block),
+        1 => Some(MarkKind::Preattestation),
+        2 => Some(MarkKind::Attestation),
+        _ => None,
+    }
+}
+
+impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
+    /// A store on `flash` in `config.region`, sealing under `board_key`. Nothing is read until
+    /// [`Store::load`]. Fails with [`StoreError::Io`] if the region is not whole pages or has
+    /// fewer than two.
+    pub fn new(
+        flash: F,
+        config: NorStoreConfig,
+        board_key: &BoardKey,
+        guard: G,
+    ) -> Result<Self, StoreError> {
+        let map_config = MapConfig::try_new(config.region).map_err(|_| StoreError::Io)?;
+        Ok(NorStore {
+            map: MapStorage::new(Counted::new(flash), map_config, Cache::new_uncached()),
+            guard,
+            seal: SealKeys::new(&board_key.0),
+            ceiling_ahead: config.ceiling_ahead,
+            seq: 0,
+            marks: heapless::Vec::new(),
+            wear: WearCounters::default(),
+            buf: [0; BUF],
+        })
+    }
+
+    /// Give the flash back (tests reboot on its image).
+    pub fn into_flash(self) -> F {
+        self.map.destroy().0.into_inner()
+    }
+
+    /// The stored ceiling of `id`, if any.
+    pub fn ceiling(&self, id: &MarkId) -> Option<(u32, u32)> {
+        self.marks.iter().find(|m| m.id == *id)?.ceiling
+    }
+
+    /// Number of the newest record written or loaded.
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
+    fn sync_wear(&mut self) {
+        let counted = self.map.flash();
+        self.wear.bytes_written = counted.bytes_written;
+        self.wear.pages_erased = counted.pages_erased;
+    }
+
+    /// Write one record (`value` without its leading `seq`), then advance the guard.
+    fn write(&mut self, key: u16, body: &[u8]) -> Result<(), StoreError> {
+        let seq = self.seq.checked_add(1).ok_or(StoreError::Full)?;
+        let mut value = [0u8; BUF];
+        let len = 4 + body.len();
+        let slot = value.get_mut(..len).ok_or(StoreError::Full)?;
+        slot[..4].copy_from_slice(&seq.to_le_bytes());
+        slot[4..].copy_from_slice(body);
+        let result = block_on(self.map.store_item(&mut self.buf, &key, &&value[..len]));
+        value.zeroize();
+        // Whether or not the write reported success, the record may be on flash: never hand
+        // its number out twice.
+        self.seq = seq;
+        self.sync_wear();
+        result.map_err(flash_error)?;
+        self.wear.records = self.wear.records.saturating_add(1);
+        self.guard.advance(seq)
+    }
+}
+
+fn mac_fields(seal: &SealKeys, key: u16, seq: u32, fields: &[u8]) -> [u8; MAC_LEN] {
+    let mut input = [0u8; 2 + 4 + 32];
+    let len = 6 + fields.len();
+    input[..2].copy_from_slice(&key.to_le_bytes());
+    input[2..6].copy_from_slice(&seq.to_le_bytes());
+    input[6..len].copy_from_slice(fields);
+    seal.mark_mac(&input[..len])
+}
+
+impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
+    /// Write a MAC'd record: `fields ‖ MAC(key, seq, fields)`.
+    fn write_authenticated(&mut self, key: u16, fields: &[u8]) -> Result<(), StoreError> {
+        let seq = self.seq.checked_add(1).ok_or(StoreError::Full)?;
+        let mac = mac_fields(&self.seal, key, seq, fields);
+        let mut body = [0u8; 32 + MAC_LEN];
+        let len = fields.len() + MAC_LEN;
+        body[..fields.len()].copy_from_slice(fields);
+        body[fields.len()..len].copy_from_slice(&mac);
+        self.write(key, &body[..len])
+    }
+}
+
+/// Check a MAC'd record's value (`seq ‖ fields ‖ MAC`); returns the fields.
+fn verified<'v>(seal: &SealKeys, key: u16, value: &'v [u8]) -> Result<&'v [u8], StoreError> {
+    let seq = seq_of(value)?;
+    let body = &value[4..];
+    let split = body
+        .len()
+        .checked_sub(MAC_LEN)
+        .ok_or(StoreError::Corrupted)?;
+    let (fields, mac) = body.split_at(split);
+    if fields.len() > 32 {
+        return Err(StoreError::Corrupted);
+    }
+    let expected = mac_fields(seal, key, seq, fields);
+    if bool::from(expected.ct_eq(mac)) {
+        Ok(fields)
+    } else {
+        Err(StoreError::Corrupted)
+    }
+}
+
+impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
+    /// Read every record into RAM (marks) and return the slots holding keys.
+    fn scan(&mut self) -> Result<u32, StoreError> {
+        self.marks.clear();
+        self.seq = 0;
+        let mut key_slots = 0u32;
+        let mut buf = [0u8; BUF];
+        let mut max_seq = 0u32;
+        let mut names: heapless::Vec<MarkSlot, MAX_MARKS> = heapless::Vec::new();
+        let mut ceilings: heapless::Vec<(u8, u32, u32), MAX_MARKS> = heapless::Vec::new();
+        {
+            let mut items =
+                block_on(self.map.fetch_all_items(&mut self.buf)).map_err(flash_error)?;
+            loop {
+                let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
+                let Some((key, value)) = item else { break };
+                max_seq = max_seq.max(seq_of(value)?);
+                let [tag, index] = key.to_be_bytes();
+                // Copy out: `value` borrows `buf`, which the next item reuses.
+                let mut copy = [0u8; BUF];
+                let copy = &mut copy[..value.len()];
+                copy.copy_from_slice(value);
+                match tag {
+                    TAG_META => {
+                        verified(&self.seal, key, copy)?;
+                    }
+                    TAG_KEY => {
+                        if usize::from(index) >= MAX_KEYS {
+                            return Err(StoreError::Corrupted);
+                        }
+                        key_slots |= 1 << index;
+                    }
+                    TAG_NAME => {
+                        let fields = verified(&self.seal, key, copy)?;
+                        let id = name_of(fields).ok_or(StoreError::Corrupted)?;
+                        // One index per mark: a second name for the same mark is damage.
+                        if names.iter().any(|n| n.id == id && n.index != index) {
+                            return Err(StoreError::Corrupted);
+                        }
+                        match names.iter().find(|n| n.index == index) {
+                            Some(n) if n.id != id => return Err(StoreError::Corrupted),
+                            Some(_) => {}
+                            None => names
+                                .push(MarkSlot {
+                                    id,
+                                    index,
+                                    ceiling: None,
+                                })
+                                .map_err(|_| StoreError::Corrupted)?,
+                        }
+                    }
+                    TAG_CEILING => {
+                        let fields = verified(&self.seal, key, copy)?;
+                        let (level, round) = position_of(fields).ok_or(StoreError::Corrupted)?;
+                        match ceilings.iter_mut().find(|c| c.0 == index) {
+                            Some(c) => {
+                                if (level, round) > (c.1, c.2) {
+                                    *c = (index, level, round);
+                                }
+                            }
+                            None => ceilings
+                                .push((index, level, round))
+                                .map_err(|_| StoreError::Corrupted)?,
+                        }
+                    }
+                    _ => return Err(StoreError::Corrupted),
+                }
+            }
+        }
+        self.sync_wear();
+        for (index, level, round) in ceilings {
+            // A name is always written before its first ceiling.
+            let name = names
+                .iter_mut()
+                .find(|n| n.index == index)
+                .ok_or(StoreError::Corrupted)?;
+            name.ceiling = Some((level, round));
+        }
+        self.marks = names;
+        self.seq = max_seq;
+        Ok(key_slots)
+    }
+
+    fn load_key(&mut self, slot: u8) -> Result<StoredKey, StoreError> {
+        let key = map_key(TAG_KEY, slot);
+        let value = block_on(self.map.fetch_item::<&[u8]>(&mut self.buf, &key))
+            .map_err(flash_error)?
+            .ok_or(StoreError::Corrupted)?;
+        let mut sealed = [0u8; BUF];
+        let sealed = sealed.get_mut(..value.len()).ok_or(StoreError::Corrupted)?;
+        sealed.copy_from_slice(value);
+        let seq = seq_of(sealed)?;
+        let aad = key_aad(key, seq);
+        let plain = self.seal.open(&aad, &mut sealed[4..])?;
+        let stored = postcard::from_bytes::<StoredKey>(plain).map_err(|_| StoreError::Corrupted);
+        sealed.zeroize();
+        self.buf.zeroize();
+        stored
+    }
+}
+
+fn key_aad(key: u16, seq: u32) -> [u8; 14] {
+    let mut aad = [0u8; 14];
+    aad[..8].copy_from_slice(b"pawl-key");
+    aad[8..10].copy_from_slice(&key.to_le_bytes());
+    aad[10..].copy_from_slice(&seq.to_le_bytes());
+    aad
+}
+
+fn name_fields(id: &MarkId) -> [u8; 26] {
+    let mut out = [0u8; 26];
+    out[..4].copy_from_slice(&id.chain.0);
+    out[4..25].copy_from_slice(&id.key.to_bytes());
+    out[25] = kind_byte(id.kind);
+    out
+}
+
+fn name_of(fields: &[u8]) -> Option<MarkId> {
+    if fields.len() != 26 {
+        return None;
+    }
+    let mut chain = [0u8; 4];
+    chain.copy_from_slice(&fields[..4]);
+    Some(MarkId {
+        chain: ChainId(chain),
+        key: PublicKeyHash::from_bytes(&fields[4..25])?,
+        kind: kind_of(fields[25])?,
+    })
+}
+
+fn position_of(fields: &[u8]) -> Option<(u32, u32)> {
+    if fields.len() != 8 {
+        return None;
+    }
+    let mut level = [0u8; 4];
+    let mut round = [0u8; 4];
+    level.copy_from_slice(&fields[..4]);
+    round.copy_from_slice(&fields[4..]);
+    Some((u32::from_le_bytes(level), u32::from_le_bytes(round)))
+}
+
+impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
+    fn load(
+        &mut self,
+        visit: &mut dyn FnMut(Record<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let floor = self.guard.floor()?;
+        let key_slots = self.scan()?;
+        if self.seq < floor {
+            return Err(StoreError::RolledBack);
+        }
+        for slot in 0..MAX_KEYS {
+            let Ok(slot) = u8::try_from(slot) else { break };
+            if key_slots & (1 << slot) != 0 {
+                let key = self.load_key(slot)?;
+                visit(Record::Key { slot, key: &key })?;
+            }
+        }
+        for mark in &self.marks {
+            if let Some((level, round)) = mark.ceiling {
+                visit(Record::Mark {
+                    id: mark.id,
+                    level,
+                    round,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn persist_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
+        let found = self.marks.iter().position(|m| m.id == *id);
+        if let Some(ceiling) = found.and_then(|i| self.marks[i].ceiling)
+            && (level, round) <= ceiling
+        {
+            return Ok(());
+        }
+        let target = if self.ceiling_ahead == 0 {
+            (level, round)
+        } else {
+            (level.saturating_add(self.ceiling_ahead), u32::MAX)
+        };
+        let i = match found {
+            Some(i) => i,
+            None => {
+                if self.marks.is_full() {
+                    return Err(StoreError::Full);
+                }
+                let index = match self.marks.iter().map(|m| m.index).max() {
+                    None => 0,
+                    Some(max) => max.checked_add(1).ok_or(StoreError::Full)?,
+                };
+                self.write_authenticated(map_key(TAG_NAME, index), &name_fields(id))?;
+                self.marks
+                    .push(MarkSlot {
+                        id: *id,
+                        index,
+                        ceiling: None,
+                    })
+                    .map_err(|_| StoreError::Full)?;
+                self.marks.len() - 1
+            }
+        };
+        let mut fields = [0u8; 8];
+        fields[..4].copy_from_slice(&target.0.to_le_bytes());
+        fields[4..].copy_from_slice(&target.1.to_le_bytes());
+        self.write_authenticated(map_key(TAG_CEILING, self.marks[i].index), &fields)?;
+        self.marks[i].ceiling = Some(target);
+        Ok(())
+    }
+
+    fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError> {
+        if usize::from(slot) >= MAX_KEYS {
+            return Err(StoreError::Full);
+        }
+        let map_key = map_key(TAG_KEY, slot);
+        let seq = self.seq.checked_add(1).ok_or(StoreError::Full)?;
+        let mut body = [0u8; SEAL_OVERHEAD + KEY_PLAINTEXT];
+        let written = postcard::to_slice(key, &mut body[SEAL_OVERHEAD..])
+            .map_err(|_| StoreError::Full)?
+            .len();
+        let sealed = self.seal.seal(&key_aad(map_key, seq), &mut body, written);
+        let result = sealed.and_then(|len| self.write(map_key, &body[..len]));
+        body.zeroize();
+        result
+    }
+
+    fn wear(&self) -> WearCounters {
+        self.wear
+    }
+
+    fn reprovision(&mut self, erase: bool) -> Result<(), StoreError> {
+        let floor = self.guard.floor()?;
+        if erase {
+            let result = block_on(self.map.erase_all());
+            self.sync_wear();
+            result.map_err(flash_error)?;
+            self.marks.clear();
+            self.seq = self.seq.max(floor);
+        } else {
+            self.scan()?;
+            self.seq = self.seq.max(floor);
+        }
+        self.write_authenticated(map_key(TAG_META, 0), &[])
+    }
+}
