@@ -1,0 +1,71 @@
+//! Who may ask for signatures: Octez's `--require-authentication`.
+//!
+//! The client signs `0x04 ‖ 0x01 ‖ pkh (21 bytes) ‖ data` with one of the authorized keys and
+//! sends the signature as `?authentication=`. The board enforces *what* may be signed; the
+//! bridge enforces *who* may ask.
+
+use pawl_core::keys::{PublicKey, PublicKeyHash, Signature, SigningVersion};
+
+/// Why a request was not authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Authentication is required and the request carries none.
+    #[error("missing authentication signature field")]
+    Missing,
+    /// No authorized key verifies the signature.
+    #[error("invalid authentication signature")]
+    Invalid,
+}
+
+/// The authorized keys.
+#[derive(Clone, Debug, Default)]
+pub struct Authorizer {
+    keys: Vec<PublicKey>,
+}
+
+impl Authorizer {
+    /// Authorize `keys`; an empty list means no authentication is required.
+    pub fn new(keys: Vec<PublicKey>) -> Self {
+        Authorizer { keys }
+    }
+
+    /// Whether sign requests must be authenticated.
+    pub fn required(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Hashes of the authorized keys, as `GET /authorized_keys` lists them.
+    pub fn hashes(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| k.hash().to_b58().to_string())
+            .collect()
+    }
+
+    /// Check the `authentication` signature of a request to sign `data` with `pkh`.
+    pub fn check(
+        &self,
+        pkh: &PublicKeyHash,
+        data: &[u8],
+        authentication: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if !self.required() {
+            return Ok(());
+        }
+        let text = authentication.ok_or(AuthError::Missing)?;
+        let mut message = Vec::with_capacity(2 + 21 + data.len());
+        message.extend_from_slice(&[0x04, 0x01]);
+        message.extend_from_slice(&pkh.to_bytes());
+        message.extend_from_slice(data);
+        let accepted = self.keys.iter().any(|key| {
+            Signature::from_b58(text, key.curve())
+                .ok()
+                .is_some_and(|sig| key.verify(&message, &sig, SigningVersion::LATEST).is_ok())
+        });
+        if accepted {
+            Ok(())
+        } else {
+            Err(AuthError::Invalid)
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `pawl keys list|generate|import`.
+
+use std::io::Read;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use pawl_core::keys::{Curve, SecretBytes};
+use pawl_core::policy::Policy;
+use pawl_core::protocol::{Backend, KeyInfo, Request, Response};
+use pawl_core::request::{ChainId, KindSet, OpKind, OpKindSet, RequestKind};
+use serde_json::{Value, json};
+
+use super::{Context, ask, print_json};
+
+/// `pawl keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the board's keys and their policies.
+    List,
+    /// Generate a key on the board (provisioning mode).
+    Generate {
+        /// Curve: ed25519 (tz1), secp256k1 (tz2), p256 (tz3), bls (tz4).
+        #[arg(long, value_enum)]
+        curve: CurveArg,
+        /// What the key may sign.
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Import a secret key (edsk…/spsk…/p2sk…/BLsk…, unencrypted) read from stdin
+    /// (provisioning mode).
+    Import {
+        /// What the key may sign.
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+}
+
+/// `--curve` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CurveArg {
+    /// tz1.
+    Ed25519,
+    /// tz2.
+    Secp256k1,
+    /// tz3.
+    P256,
+    /// tz4 (BLS12-381).
+    Bls,
+}
+
+impl From<CurveArg> for Curve {
+    fn from(c: CurveArg) -> Curve {
+        match c {
+            CurveArg::Ed25519 => Curve::Ed25519,
+            CurveArg::Secp256k1 => Curve::Secp256k1,
+            CurveArg::P256 => Curve::P256,
+            CurveArg::Bls => Curve::Bls12_381,
+        }
+    }
+}
+
+/// Policy flags. Without any, a key signs blocks, preattestations and attestations on any
+/// chain (a baking key).
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Request kinds the key signs, comma-separated: block, preattestation, attestation,
+    /// generic, michelson. Default: block,preattestation,attestation.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Operation kinds allowed in generic (0x03) requests, comma-separated (transaction,
+    /// delegation, ballot, reveal, …). Implies `generic` in --allow.
+    #[arg(long = "allow-ops", value_name = "OPS", value_delimiter = ',')]
+    pub allow_ops: Vec<String>,
+    /// Pin the key to a chain id (Net…); repeat for several (at most 4). Default: any chain.
+    #[arg(long = "chain", value_name = "CHAIN_ID")]
+    pub chains: Vec<String>,
+}
+
+impl PolicyArgs {
+    /// Build the policy, with errors naming the bad value.
+    pub fn to_policy(&self) -> anyhow::Result<Policy> {
+        let mut policy = Policy::default();
+        if !self.allow.is_empty() {
+            let mut kinds = KindSet::EMPTY;
+            for name in self.allow.iter().map(|s| s.trim()) {
+                let kind = RequestKind::from_name(name).with_context(|| {
+                    format!(
+                        "--allow: unknown request kind `{name}` (expected block, preattestation, attestation, generic or michelson)"
+                    )
+                })?;
+                kinds = kinds.with(kind);
+            }
+            policy.kinds = kinds;
+        }
+        let mut ops = OpKindSet::EMPTY;
+        for name in self.allow_ops.iter().map(|s| s.trim()) {
+            let op = OpKind::from_name(name).with_context(|| {
+                let known: Vec<&str> = OpKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "--allow-ops: unknown operation kind `{name}` (known: {})",
+                    known.join(", ")
+                )
+            })?;
+            ops = ops.with(op);
+        }
+        if !self.allow_ops.is_empty() {
+            policy.kinds = policy.kinds.with(RequestKind::Generic);
+        }
+        policy.ops = ops;
+        for text in &self.chains {
+            let chain = ChainId::from_b58(text.trim())
+                .map_err(|e| anyhow::anyhow!("--chain: `{text}` is not a chain id: {e}"))?;
+            policy
+                .chains
+                .push(chain)
+                .map_err(|_| anyhow::anyhow!("--chain: at most 4 chains per key"))?;
+        }
+        Ok(policy)
+    }
+}
+
+/// Run `pawl keys …`.
+pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::List => list(ctx),
+        KeysCommand::Generate { curve, policy } => {
+            let policy = policy.to_policy()?;
+            let link = ctx.open_link()?;
+            let answer = ask(
+                &link,
+                &Request::GenerateKey {
+                    curve: curve.into(),
+                    policy,
+                },
+            );
+            print_new_key(ctx, answer)
+        }
+        KeysCommand::Import { policy } => {
+            let policy = policy.to_policy()?;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the secret key from stdin")?;
+            let parsed = SecretBytes::from_b58(text.trim());
+            // The text is the key: wipe it before anything else can go wrong.
+            zeroize::Zeroize::zeroize(&mut text);
+            let (curve, secret) = parsed.map_err(|e| {
+                anyhow::anyhow!(
+                    "stdin does not hold an unencrypted secret key (edsk…/spsk…/p2sk…/BLsk…): {e}"
+                )
+            })?;
+            let link = ctx.open_link()?;
+            let answer = ask(
+                &link,
+                &Request::ImportKey {
+                    curve,
+                    secret,
+                    policy,
+                },
+            );
+            print_new_key(ctx, answer)
+        }
+    }
+}
+
+fn print_new_key(ctx: &Context, answer: anyhow::Result<Response>) -> anyhow::Result<()> {
+    let info = match answer {
+        Ok(Response::KeyInfo(info)) => info,
+        Ok(other) => anyhow::bail!("unexpected answer from the board: {other:?}"),
+        Err(e) => {
+            if e.to_string().contains("operational mode") {
+                return Err(e.context(
+                    "keys can only be added while the board is in provisioning mode (hold the button at power-up)",
+                ));
+            }
+            return Err(e);
+        }
+    };
+    if ctx.json {
+        print_json(&key_json(&info));
+    } else {
+        println!("{}", key_line(&info));
+    }
+    Ok(())
+}
+
+fn list(ctx: &Context) -> anyhow::Result<()> {
+    let link = ctx.open_link()?;
+    let Response::Keys(keys) = ask(&link, &Request::ListKeys)? else {
+        anyhow::bail!("unexpected answer to list keys");
+    };
+    if ctx.json {
+        let keys: Vec<Value> = keys.iter().map(key_json).collect();
+        print_json(&json!({ "keys": keys }));
+    } else if keys.is_empty() {
+        println!("no keys on the board (add one with `pawl keys generate --curve ed25519`)");
+    } else {
+        for k in &keys {
+            println!("{}", key_line(k));
+        }
+    }
+    Ok(())
+}
+
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::OnBoard => "on-board",
+        Backend::YubiHsm => "yubihsm",
+        Backend::HostHeld => "host-held",
+    }
+}
+
+fn policy_parts(p: &Policy) -> (Vec<&'static str>, Vec<&'static str>, Vec<String>) {
+    (
+        p.kinds.iter().map(|k| k.name()).collect(),
+        p.ops.iter().map(|k| k.name()).collect(),
+        p.chains.iter().map(|c| c.to_b58().to_string()).collect(),
+    )
+}
+
+/// One key as JSON: `{"pkh","public_key","curve","backend","policy":{"kinds","ops","chains"}}`.
+pub fn key_json(k: &KeyInfo) -> Value {
+    let (kinds, ops, chains) = policy_parts(&k.policy);
+    json!({
+        "pkh": k.pkh.to_b58().as_str(),
+        "public_key": k.public_key.to_b58().as_str(),
+        "curve": k.pkh.curve.name(),
+        "backend": backend_name(k.backend),
+        "policy": {"kinds": kinds, "ops": ops, "chains": chains},
+    })
+}
+
+/// One key as a line: the pkh is the first token.
+pub fn key_line(k: &KeyInfo) -> String {
+    let (kinds, ops, chains) = policy_parts(&k.policy);
+    let mut line = format!(
+        "{} {} {} {} allows {}",
+        k.pkh,
+        k.public_key.to_b58().as_str(),
+        k.pkh.curve.name(),
+        backend_name(k.backend),
+        kinds.join(",")
+    );
+    if !ops.is_empty() {
+        line.push_str(&format!(" ops {}", ops.join(",")));
+    }
+    if chains.is_empty() {
+        line.push_str(" on any chain");
+    } else {
+        line.push_str(&format!(" on {}", chains.join(",")));
+    }
+    line
+}

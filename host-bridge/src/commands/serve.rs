@@ -1,0 +1,136 @@
+//! `pawl serve`: the HTTP signer, the metrics listener and the control socket.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use pawl_core::protocol::Request;
+use tokio::net::TcpListener;
+
+use super::Context;
+use crate::auth::Authorizer;
+use crate::http::{AppState, HttpSettings, app, metrics_app};
+use crate::link::Link;
+use crate::metrics::Metrics;
+use crate::{control, device};
+
+/// `pawl serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTP listen address (overrides [server] listen; default 127.0.0.1:6732; port 0 picks one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (overrides [metrics] listen).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Run `pawl serve` until Ctrl-C or SIGTERM.
+pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(ctx, args))
+}
+
+async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
+    let config = &ctx.config;
+    let socket = control::socket_path(&ctx.home);
+    // First, so that a second `pawl serve` on the same home stops here.
+    let control_listener = control::bind(&socket)?;
+    let chosen = match device::for_serve(&ctx.home, ctx.device.as_deref(), config.baud) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(e.into());
+        }
+    };
+    if chosen.is_virtual {
+        tracing::warn!("{}", device::VIRTUAL_WARNING);
+        eprintln!("{}", device::VIRTUAL_WARNING);
+    }
+    let link = Link::start(chosen.connector, config.link_settings());
+    let state = Arc::new(AppState {
+        link: link.clone(),
+        auth: Authorizer::new(config.authorized_keys.clone()),
+        settings: HttpSettings {
+            body_limit: config.body_limit,
+            allowed_ips: config.allowed_ips.clone(),
+            allow_list_known_keys: config.allow_list_known_keys,
+            allow_to_prove_possession: config.allow_to_prove_possession,
+        },
+        metrics: Arc::new(Metrics::default()),
+    });
+    let listen = args.listen.unwrap_or(config.listen);
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let metrics_addr = args.metrics.or(config.metrics);
+    let metrics_listener = match metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+        ),
+        None => None,
+    };
+
+    // Connect now so the log says at once whether the board is there; serving starts anyway
+    // and answers 503 until it is.
+    let probe = link.clone();
+    tokio::spawn(async move {
+        if let Err(e) = probe.ask(&Request::Status).await {
+            tracing::warn!("board not reachable yet: {e}");
+        }
+    });
+
+    let local = listener.local_addr()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on http://{local}")?;
+    if let Some(m) = &metrics_listener {
+        writeln!(stdout, "metrics on http://{}/metrics", m.local_addr()?)?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+    tracing::info!(%local, control = %socket.display(), "serving the octez-signer API");
+
+    tokio::spawn(control::serve(control_listener, link.clone()));
+    if let Some(m) = metrics_listener {
+        let router = metrics_app(link.clone(), Arc::clone(&state.metrics));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(m, router).await {
+                tracing::error!("metrics listener stopped: {e}");
+            }
+        });
+    }
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await;
+    let _ = std::fs::remove_file(&socket);
+    served.context("HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,72 @@
+//! `pawl watermark show`.
+
+use clap::Subcommand;
+use pawl_core::protocol::{Request, Response, WatermarkEntry};
+use serde_json::{Value, json};
+
+use super::{Context, ask, print_json};
+
+/// `pawl watermark …`
+#[derive(Debug, Subcommand)]
+pub enum WatermarkCommand {
+    /// The board's high watermarks: per chain, key and kind, the highest (level, round) signed.
+    Show,
+}
+
+/// Run `pawl watermark …`.
+pub fn run(ctx: &Context, cmd: WatermarkCommand) -> anyhow::Result<()> {
+    match cmd {
+        WatermarkCommand::Show => show(ctx),
+    }
+}
+
+fn show(ctx: &Context) -> anyhow::Result<()> {
+    let link = ctx.open_link()?;
+    let mut all: Vec<WatermarkEntry> = Vec::new();
+    let mut start = 0u16;
+    loop {
+        let Response::Watermarks { entries, next } =
+            ask(&link, &Request::ExportWatermarks { start })?
+        else {
+            anyhow::bail!("unexpected answer to export watermarks");
+        };
+        all.extend(entries.iter().copied());
+        match next {
+            Some(n) if n > start => start = n,
+            _ => break,
+        }
+    }
+    if ctx.json {
+        let list: Vec<Value> = all
+            .iter()
+            .map(|e| {
+                json!({
+                    "chain": e.chain.to_b58().as_str(),
+                    "pkh": e.pkh.to_b58().as_str(),
+                    "kind": e.kind.name(),
+                    "level": e.level,
+                    "round": e.round,
+                })
+            })
+            .collect();
+        print_json(&json!({ "watermarks": list }));
+    } else if all.is_empty() {
+        println!("no watermarks yet");
+    } else {
+        println!(
+            "{:<16} {:<37} {:<15} {:>10} {:>6}",
+            "CHAIN", "KEY", "KIND", "LEVEL", "ROUND"
+        );
+        for e in &all {
+            println!(
+                "{:<16} {:<37} {:<15} {:>10} {:>6}",
+                e.chain.to_b58().as_str(),
+                e.pkh.to_b58().as_str(),
+                e.kind.name(),
+                e.level,
+                e.round
+            );
+        }
+    }
+    Ok(())
+}

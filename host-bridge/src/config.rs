@@ -1,0 +1,245 @@
+//! `pawl.toml`: read in two stages — raw serde structs that refuse unknown fields, then a
+//! validated, typed [`Config`] whose errors name the field.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pawl_core::keys::PublicKey;
+use serde::Deserialize;
+
+/// The file name inside the home directory.
+pub const FILE_NAME: &str = "pawl.toml";
+/// Default HTTP listen address (the octez-signer port, loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:6732";
+/// Default largest accepted request body.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped fields.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// File.
+        path: PathBuf,
+        /// The parser's message (names the field, line and column).
+        message: String,
+    },
+    /// A field has a value pawl cannot use.
+    #[error("{path}: field `{field}`: {message}")]
+    Field {
+        /// File.
+        path: PathBuf,
+        /// The field, dotted (`server.authorized_keys[1]`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `pawl.toml` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// The board; absent means the in-process virtual board.
+    #[serde(default)]
+    pub device: RawDevice,
+    /// The HTTP signer API.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+/// `[device]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    /// Serial device path (`/dev/ttyACM0`, `/dev/serial/by-id/…`, a pty). Absent: virtual board.
+    pub path: Option<PathBuf>,
+    /// Baud rate (ignored by USB CDC-ACM; used by UARTs). Default 115200.
+    pub baud: Option<u32>,
+    /// Longest silence from the board before the link is re-opened, ms. Default 2000.
+    pub response_timeout_ms: Option<u64>,
+    /// Longest a request waits for the board, reconnects included, ms. Default 5000.
+    pub request_timeout_ms: Option<u64>,
+    /// Most requests in flight on the link (1 = one at a time). Default 8.
+    pub pipeline: Option<usize>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// HTTP listen address. Default `127.0.0.1:6732`.
+    pub listen: Option<String>,
+    /// Largest request body in bytes. Default 65536.
+    pub body_limit: Option<usize>,
+    /// Public keys (`edpk…`, `sppk…`, `p2pk…`, `BLpk…`) allowed to ask for signatures; when
+    /// non-empty every sign request must carry `?authentication=`.
+    #[serde(default)]
+    pub authorized_keys: Vec<String>,
+    /// Client IP addresses allowed to connect; empty means any.
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    /// Serve `GET /known_keys` (Octez `--allow-list-known-keys`).
+    #[serde(default)]
+    pub allow_list_known_keys: bool,
+    /// Serve `GET /bls_prove_possession/<pkh>` (Octez `--allow-to-prove-possession`).
+    #[serde(default)]
+    pub allow_to_prove_possession: bool,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Listen address for `GET /metrics`; absent means no metrics listener.
+    pub listen: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Serial device, or `None` for the virtual board.
+    pub device: Option<PathBuf>,
+    /// Baud rate.
+    pub baud: u32,
+    /// Link silence timeout.
+    pub response_timeout: Duration,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Requests in flight.
+    pub pipeline: usize,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Body limit.
+    pub body_limit: usize,
+    /// Keys allowed to authenticate sign requests.
+    pub authorized_keys: Vec<PublicKey>,
+    /// Allowed client addresses (empty: any).
+    pub allowed_ips: Vec<IpAddr>,
+    /// `GET /known_keys` enabled.
+    pub allow_list_known_keys: bool,
+    /// `GET /bls_prove_possession` enabled.
+    pub allow_to_prove_possession: bool,
+    /// Metrics listen address.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Read `<home>/pawl.toml`; a missing file gives the defaults.
+    pub fn load(home: &Path) -> Result<Config, ConfigError> {
+        let path = home.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Config::parse(&text, &path)
+    }
+
+    /// Parse and validate TOML text (`path` only names the file in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Config::validate(raw, path)
+    }
+
+    fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
+        let field = |field: String, message: String| ConfigError::Field {
+            path: path.to_path_buf(),
+            field,
+            message,
+        };
+        let addr = |name: &str, text: &str| -> Result<SocketAddr, ConfigError> {
+            text.parse().map_err(|e| {
+                field(
+                    name.into(),
+                    format!("`{text}` is not an IP:port address ({e})"),
+                )
+            })
+        };
+        let listen = addr(
+            "server.listen",
+            raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN),
+        )?;
+        let metrics = raw
+            .metrics
+            .listen
+            .as_deref()
+            .map(|m| addr("metrics.listen", m))
+            .transpose()?;
+        let mut authorized_keys = Vec::new();
+        for (i, text) in raw.server.authorized_keys.iter().enumerate() {
+            let pk = PublicKey::from_b58(text.trim()).map_err(|e| {
+                field(
+                    format!("server.authorized_keys[{i}]"),
+                    format!("not a public key: {e}"),
+                )
+            })?;
+            pk.validate()
+                .map_err(|e| field(format!("server.authorized_keys[{i}]"), e.to_string()))?;
+            authorized_keys.push(pk);
+        }
+        let mut allowed_ips = Vec::new();
+        for (i, text) in raw.server.allowed_ips.iter().enumerate() {
+            allowed_ips.push(text.parse().map_err(|_| {
+                field(
+                    format!("server.allowed_ips[{i}]"),
+                    format!("`{text}` is not an IP address"),
+                )
+            })?);
+        }
+        let pipeline = raw.device.pipeline.unwrap_or(8);
+        if !(1..=64).contains(&pipeline) {
+            return Err(field(
+                "device.pipeline".into(),
+                format!("{pipeline} is outside 1..=64"),
+            ));
+        }
+        let body_limit = raw.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT);
+        if body_limit < 1024 {
+            return Err(field(
+                "server.body_limit".into(),
+                format!("{body_limit} bytes is too small for a block header (at least 1024)"),
+            ));
+        }
+        Ok(Config {
+            device: raw.device.path,
+            baud: raw.device.baud.unwrap_or(115_200),
+            response_timeout: Duration::from_millis(raw.device.response_timeout_ms.unwrap_or(2000)),
+            request_timeout: Duration::from_millis(raw.device.request_timeout_ms.unwrap_or(5000)),
+            pipeline,
+            listen,
+            body_limit,
+            authorized_keys,
+            allowed_ips,
+            allow_list_known_keys: raw.server.allow_list_known_keys,
+            allow_to_prove_possession: raw.server.allow_to_prove_possession,
+            metrics,
+        })
+    }
+
+    /// Link settings derived from this configuration.
+    pub fn link_settings(&self) -> crate::link::LinkSettings {
+        crate::link::LinkSettings {
+            response_timeout: self.response_timeout,
+            request_timeout: self.request_timeout,
+            pipeline: self.pipeline,
+            refresh_keys: true,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The control socket `<home>/control.sock`: while `pawl serve` owns the board, CLI commands
+//! (`pawl keys generate`, …) reach it through this socket, which relays device frames.
+//!
+//! The socket speaks the device protocol itself: each request frame is decoded, asked on the
+//! link with the link's own id, and answered with the caller's id. Only the owner of the home
+//! directory may connect (mode 0600).
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use pawl_core::protocol::{
+    Fed, FrameAccumulator, MAX_FRAME, Refusal, Request, Response, decode_frame, encode_frame,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::link::Link;
+
+/// The socket path for a home directory.
+pub fn socket_path(home: &Path) -> PathBuf {
+    home.join("control.sock")
+}
+
+/// Whether a `pawl serve` answers on `path`.
+pub fn is_live(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+/// Why the control socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another `pawl serve` runs on this home directory.
+    #[error("another `pawl serve` is already running on {0} (its control socket answers)")]
+    InUse(PathBuf),
+    /// The socket could not be created.
+    #[error("cannot create the control socket {path}: {source}")]
+    Bind {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+}
+
+/// Bind the control socket (replacing a stale one) with mode 0600.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    if is_live(path) {
+        return Err(ControlError::InUse(path.to_path_buf()));
+    }
+    let _ = std::fs::remove_file(path);
+    let bind_err = |source| ControlError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+/// Accept connections forever, relaying each on its own task.
+pub async fn serve(listener: UnixListener, link: Link) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let link = link.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = relay(stream, link).await {
+                        tracing::debug!("control connection ended: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("control socket accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn relay(mut stream: UnixStream, link: Link) -> io::Result<()> {
+    let mut frames = Box::new(FrameAccumulator::<MAX_FRAME>::new());
+    let mut buf = vec![0u8; 4096];
+    let mut scratch = vec![0u8; MAX_FRAME];
+    let mut out = vec![0u8; MAX_FRAME];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut input = &buf[..n];
+        while !input.is_empty() {
+            let (used, fed) = frames.feed(input);
+            input = &input[used..];
+            let (id, response) = match fed {
+                Fed::Incomplete => continue,
+                Fed::Dropped(e) => (0, Response::Refused(Refusal::Frame(e))),
+                Fed::Frame(frame) => match decode_frame::<Request<'_>>(frame) {
+                    Err(e) => (0, Response::Refused(Refusal::Frame(e))),
+                    Ok(envelope) => {
+                        if let Request::GenerateKey { .. } | Request::ImportKey { .. } =
+                            envelope.message
+                        {
+                            tracing::info!("provisioning request from the control socket");
+                        }
+                        match link.ask(&envelope.message).await {
+                            Ok(reply) => (envelope.id, reply.response),
+                            Err(e) => {
+                                // The CLI sees the link error as a closed connection with a
+                                // log line here; it reports "board unavailable".
+                                tracing::warn!("control request failed: {e}");
+                                return Err(io::Error::other(e.to_string()));
+                            }
+                        }
+                    }
+                },
+            };
+            let len = encode_frame(id, &response, &mut scratch, &mut out)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            stream.write_all(&out[..len]).await?;
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! One error type for every HTTP answer that is not a success, in Octez's error shape:
+//! `[{"kind":"temporary","id":"failure","msg":"…"}]`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pawl_core::keys::KeyError;
+use pawl_core::protocol::{FrameError, Refusal};
+use pawl_core::watermark::WatermarkError;
+
+use crate::auth::AuthError;
+use crate::link::LinkError;
+
+/// A failed request: status and a message a human understands. Never carries payload bytes
+/// or secrets.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Message for the client.
+    pub msg: String,
+    /// Short outcome label for logs and metrics.
+    pub outcome: &'static str,
+}
+
+impl ApiError {
+    /// An error with a status, an outcome label and a message.
+    pub fn new(status: StatusCode, outcome: &'static str, msg: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            msg: msg.into(),
+            outcome,
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", msg)
+    }
+
+    /// The board refused.
+    pub fn refused(refusal: &Refusal) -> Self {
+        let (status, outcome) = refusal_status(refusal);
+        ApiError::new(status, outcome, refusal.to_string())
+    }
+}
+
+/// HTTP status and outcome label of a board refusal. Exhaustive on purpose: a new refusal
+/// kind does not compile until it has a status.
+pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
+    match refusal {
+        Refusal::UnknownKey { .. } => (StatusCode::NOT_FOUND, "unknown_key"),
+        Refusal::Parse(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        Refusal::Policy(_) => (StatusCode::FORBIDDEN, "refused_policy"),
+        Refusal::NotConfirmed => (StatusCode::FORBIDDEN, "not_confirmed"),
+        Refusal::ProvisioningOnly => (StatusCode::FORBIDDEN, "provisioning_only"),
+        Refusal::Watermark(
+            WatermarkError::Below { .. }
+            | WatermarkError::NotAbove { .. }
+            | WatermarkError::DifferentData { .. },
+        ) => (StatusCode::CONFLICT, "refused_watermark"),
+        Refusal::Watermark(WatermarkError::TableFull { .. }) => {
+            (StatusCode::INSUFFICIENT_STORAGE, "watermark_table_full")
+        }
+        Refusal::Key(
+            KeyError::BlsNeedsVersion2 { .. }
+            | KeyError::UnknownSigningVersion { .. }
+            | KeyError::PossessionNeedsBls
+            | KeyError::InvalidPublicKey
+            | KeyError::CurveMismatch,
+        ) => (StatusCode::BAD_REQUEST, "bad_request"),
+        Refusal::Key(
+            KeyError::InvalidSecret | KeyError::EntropyFailed | KeyError::BadSignature,
+        ) => (StatusCode::INTERNAL_SERVER_ERROR, "board_error"),
+        Refusal::PayloadTooLarge { .. } | Refusal::Frame(FrameError::TooLong { .. }) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+        }
+        Refusal::Frame(_) | Refusal::NoPendingSign => (StatusCode::BAD_GATEWAY, "link_error"),
+        Refusal::Store(_) | Refusal::ProtocolMismatch { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "board_unavailable")
+        }
+        Refusal::KeyTableFull { .. } | Refusal::KeyExists { .. } => {
+            (StatusCode::CONFLICT, "key_conflict")
+        }
+    }
+}
+
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> Self {
+        let status = match e {
+            LinkError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let outcome = match e {
+            LinkError::TooLarge(_) => "too_large",
+            _ => "board_unavailable",
+        };
+        ApiError::new(status, outcome, e.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string())
+            }
+            AuthError::Invalid => {
+                ApiError::new(StatusCode::FORBIDDEN, "unauthenticated", e.to_string())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!([{"kind": "temporary", "id": "failure", "msg": self.msg}]);
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,319 @@
+//! The octez-signer HTTP API.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /keys/{pkh}` | `{"public_key":"edpk…"}` |
+//! | `POST /keys/{pkh}?version=&authentication=` (body: JSON string of hex) | `{"signature":"edsig…"}` |
+//! | `GET /authorized_keys` | `{}` or `{"authorized_keys":["tz1…"]}` |
+//! | `GET /known_keys` (if enabled) | `{"known_keys":["tz1…"]}` |
+//! | `GET /bls_prove_possession/{pkh}?override_pk=` (if enabled) | `{"bls_prove_possession":"BLsig…"}` |
+//!
+//! Errors use Octez's shape with a precise status (see [`error::refusal_status`]).
+
+pub mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pawl_core::keys::{PublicKey, PublicKeyHash, SigningVersion};
+use pawl_core::protocol::{Request as BoardRequest, Response as BoardResponse};
+use pawl_core::request::parse;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Authorizer;
+use crate::link::Link;
+use crate::metrics::Metrics;
+pub use error::ApiError;
+
+/// HTTP switches (Octez launch options).
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Largest request body.
+    pub body_limit: usize,
+    /// Allowed client IPs (empty: any).
+    pub allowed_ips: Vec<std::net::IpAddr>,
+    /// Serve `GET /known_keys`.
+    pub allow_list_known_keys: bool,
+    /// Serve `GET /bls_prove_possession/{pkh}`.
+    pub allow_to_prove_possession: bool,
+}
+
+/// What the handlers share.
+pub struct AppState {
+    /// The board.
+    pub link: Link,
+    /// Who may ask.
+    pub auth: Authorizer,
+    /// Switches.
+    pub settings: HttpSettings,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The signer API as a router (tests call it without a socket). Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` when an IP allow-list is set.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/keys/{pkh}", get(public_key).post(sign))
+        .route("/authorized_keys", get(authorized_keys))
+        .route("/known_keys", get(known_keys))
+        .route("/bls_prove_possession/{pkh}", get(prove_possession))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(state.settings.body_limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+/// The metrics endpoint as a router.
+pub fn metrics_app(link: Link, metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let view = link.view();
+            let text = metrics.render(view.connected, view.connects);
+            async move { ([("content-type", "text/plain; version=0.0.4")], text) }
+        }),
+    )
+}
+
+/// IP allow-list, then latency and status by route.
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    if !state.settings.allowed_ips.is_empty() {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if !peer.is_some_and(|ip| state.settings.allowed_ips.contains(&ip)) {
+            let who = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+            tracing::warn!(client = %who, "refused a client not in allowed_ips");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "client_refused",
+                format!("client `{who}' is not allowed"),
+            )
+            .into_response();
+        }
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+fn parse_pkh(text: &str) -> Result<PublicKeyHash, ApiError> {
+    PublicKeyHash::from_b58(text)
+        .map_err(|e| ApiError::bad_request(format!("`{text}' is not a public key hash: {e}")))
+}
+
+async fn public_key(
+    State(state): State<Arc<AppState>>,
+    Path(pkh): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pkh = parse_pkh(&pkh)?;
+    if let Some(key) = state.link.cached_key(&pkh) {
+        return Ok(Json(
+            json!({"public_key": key.public_key.to_b58().as_str()}),
+        ));
+    }
+    let reply = state.link.ask(&BoardRequest::PublicKey { pkh }).await?;
+    match reply.response {
+        BoardResponse::PublicKey(pk) => Ok(Json(json!({"public_key": pk.to_b58().as_str()}))),
+        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(response: &BoardResponse) -> ApiError {
+    tracing::error!("unexpected answer from the board: {response:?}");
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "link_error",
+        "the board gave an unexpected answer",
+    )
+}
+
+/// `?version=&authentication=` of a sign request.
+#[derive(Debug, Deserialize)]
+struct SignQuery {
+    version: Option<String>,
+    authentication: Option<String>,
+}
+
+fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Vec<u8>, ApiError> {
+    let body = body.map_err(|e| {
+        let status = e.status();
+        let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "request body too large".to_string()
+        } else {
+            format!("cannot read the request body: {e}")
+        };
+        ApiError::new(status, "bad_request", msg)
+    })?;
+    let text: String = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("body must be a JSON string of hex bytes: {e}"))
+    })?;
+    let bytes = hex::decode(text.trim())
+        .map_err(|e| ApiError::bad_request(format!("body is not valid hex: {e}")))?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("nothing to sign: the body is empty"));
+    }
+    Ok(bytes)
+}
+
+async fn sign(
+    State(state): State<Arc<AppState>>,
+    Path(pkh_text): Path<String>,
+    query: Result<Query<SignQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let started = Instant::now();
+    // What the log line says about the request; filled in as it is understood.
+    let mut what = (String::from("-"), None::<u32>, None::<u32>);
+    let result = sign_inner(&state, &pkh_text, query, body, &mut what).await;
+    let latency = started.elapsed();
+    state.metrics.sign_latency.observe(latency);
+    let (kind, level, round) = what;
+    let us = latency.as_micros();
+    match &result {
+        Ok(_) => {
+            state.metrics.sign_outcome("signed");
+            tracing::info!(key = %pkh_text, %kind, level, round, outcome = "signed", latency_us = us, "sign");
+        }
+        Err(e) => {
+            state.metrics.sign_outcome(e.outcome);
+            tracing::warn!(key = %pkh_text, %kind, level, round, outcome = e.outcome, status = e.status.as_u16(), latency_us = us, reason = %e.msg, "sign");
+        }
+    }
+    result
+}
+
+async fn sign_inner(
+    state: &AppState,
+    pkh_text: &str,
+    query: Result<Query<SignQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+    what: &mut (String, Option<u32>, Option<u32>),
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pkh = parse_pkh(pkh_text)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let version = match query.version.as_deref() {
+        None | Some("") => SigningVersion::LATEST,
+        Some(v) => SigningVersion(v.parse().map_err(|_| {
+            ApiError::bad_request(format!("version `{v}' is not a signature version (0 to 3)"))
+        })?),
+    };
+    let payload = parse_body(body)?;
+    // For the log only: the board does its own parsing and decides.
+    if let Ok(parsed) = parse(&payload) {
+        *what = (
+            parsed.kind.name().to_string(),
+            parsed.level(),
+            parsed.round(),
+        );
+    } else {
+        what.0 = format!("magic 0x{:02x}", payload[0]);
+    }
+    state
+        .auth
+        .check(&pkh, &payload, query.authentication.as_deref())?;
+    let reply = state
+        .link
+        .ask(&BoardRequest::Sign {
+            pkh,
+            version,
+            payload: &payload,
+        })
+        .await?;
+    state.metrics.device_hop.observe(reply.hop);
+    match reply.response {
+        BoardResponse::Signature(sig) => Ok(Json(json!({"signature": sig.to_b58().as_str()}))),
+        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+async fn authorized_keys(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    if state.auth.required() {
+        Json(json!({"authorized_keys": state.auth.hashes()}))
+    } else {
+        Json(json!({}))
+    }
+}
+
+async fn known_keys(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !state.settings.allow_list_known_keys {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            "List known keys request not allowed.",
+        ));
+    }
+    let reply = state.link.ask(&BoardRequest::ListKeys).await?;
+    match reply.response {
+        BoardResponse::Keys(keys) => {
+            let list: Vec<String> = keys.iter().map(|k| k.pkh.to_b58().to_string()).collect();
+            Ok(Json(json!({"known_keys": list})))
+        }
+        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `?override_pk=` (Octez calls it `bls_pk`; both are accepted).
+#[derive(Debug, Deserialize)]
+struct PossessionQuery {
+    override_pk: Option<String>,
+    bls_pk: Option<String>,
+}
+
+async fn prove_possession(
+    State(state): State<Arc<AppState>>,
+    Path(pkh): Path<String>,
+    query: Result<Query<PossessionQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !state.settings.allow_to_prove_possession {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            "Request to prove possession is not allowed.",
+        ));
+    }
+    let pkh = parse_pkh(&pkh)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let override_pk = match query.override_pk.or(query.bls_pk) {
+        None => None,
+        Some(text) => Some(PublicKey::from_b58(&text).map_err(|e| {
+            ApiError::bad_request(format!("override_pk `{text}' is not a public key: {e}"))
+        })?),
+    };
+    let reply = state
+        .link
+        .ask(&BoardRequest::ProvePossession { pkh, override_pk })
+        .await?;
+    match reply.response {
+        BoardResponse::Signature(sig) => {
+            Ok(Json(json!({"bls_prove_possession": sig.to_b58().as_str()})))
+        }
+        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
+        other => Err(unexpected(&other)),
+    }
+}

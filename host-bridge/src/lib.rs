@@ -1,0 +1,24 @@
+//! pawl's host bridge: serves the octez-signer HTTP API and talks to the board.
+//!
+//! ```text
+//!  octez-baker / octez-client / Taquito          pawl keys … / pawl device info
+//!          │ HTTP (http)                               │ control socket (control)
+//!          ▼                                           ▼
+//!   auth ─► http handlers ─────────► link (one thread, pipelined frames, reconnects)
+//!                                          │ Port: serial | control socket | virtual board
+//!                                          ▼
+//!                                     the board (pawl-core decides everything)
+//! ```
+//!
+//! The bridge never decides whether something may be signed: policy and watermark live in
+//! the board. It decides who may ask (authentication, IP allow-list), carries requests,
+//! maps the board's answers to Octez's HTTP shapes, logs and counts.
+
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod control;
+pub mod device;
+pub mod http;
+pub mod link;
+pub mod metrics;

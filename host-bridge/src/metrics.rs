@@ -1,0 +1,142 @@
+//! Prometheus metrics, in the text exposition format, without a registry crate: a few
+//! counters and fixed-bucket histograms.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_2, 0.000_3, 0.000_5, 0.000_75, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1,
+    0.5, 1.0,
+];
+
+/// A latency histogram.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Record one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// Everything the bridge counts.
+#[derive(Default)]
+pub struct Metrics {
+    http: Mutex<BTreeMap<(String, u16), u64>>,
+    http_latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    signs: Mutex<BTreeMap<&'static str, u64>>,
+    /// Device hop latency (frame written → answer read).
+    pub device_hop: Histogram,
+    /// Sign requests end to end inside the bridge (body read → answer ready).
+    pub sign_latency: Histogram,
+}
+
+impl Metrics {
+    /// Count an HTTP request on `route` (the route pattern, never the pkh) with its status.
+    pub fn http_request(&self, route: &str, status: u16, latency: Duration) {
+        if let Ok(mut m) = self.http.lock() {
+            *m.entry((route.to_string(), status)).or_default() += 1;
+        }
+        let histogram = self
+            .http_latency
+            .lock()
+            .ok()
+            .map(|mut m| std::sync::Arc::clone(m.entry(route.to_string()).or_default()));
+        if let Some(h) = histogram {
+            h.observe(latency);
+        }
+    }
+
+    /// Count a sign request's outcome (`signed`, `refused_policy`, `refused_watermark`, …).
+    pub fn sign_outcome(&self, outcome: &'static str) {
+        if let Ok(mut m) = self.signs.lock() {
+            *m.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// The exposition text; `connected` and `connects` come from the link.
+    pub fn render(&self, connected: bool, connects: u64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP pawl_http_requests_total HTTP requests by route and status.\n");
+        out.push_str("# TYPE pawl_http_requests_total counter\n");
+        if let Ok(m) = self.http.lock() {
+            for ((route, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "pawl_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP pawl_sign_requests_total Sign requests by outcome.\n");
+        out.push_str("# TYPE pawl_sign_requests_total counter\n");
+        if let Ok(m) = self.signs.lock() {
+            for (outcome, n) in m.iter() {
+                let _ = writeln!(out, "pawl_sign_requests_total{{outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP pawl_http_request_duration_seconds HTTP latency by route.\n");
+        out.push_str("# TYPE pawl_http_request_duration_seconds histogram\n");
+        if let Ok(m) = self.http_latency.lock() {
+            for (route, h) in m.iter() {
+                h.render(
+                    &mut out,
+                    "pawl_http_request_duration_seconds",
+                    &format!("route=\"{route}\""),
+                );
+            }
+        }
+        out.push_str("# HELP pawl_sign_duration_seconds Sign requests inside the bridge.\n");
+        out.push_str("# TYPE pawl_sign_duration_seconds histogram\n");
+        self.sign_latency
+            .render(&mut out, "pawl_sign_duration_seconds", "");
+        out.push_str(
+            "# HELP pawl_device_hop_duration_seconds Board round trip (frame out, answer in).\n",
+        );
+        out.push_str("# TYPE pawl_device_hop_duration_seconds histogram\n");
+        self.device_hop
+            .render(&mut out, "pawl_device_hop_duration_seconds", "");
+        out.push_str("# HELP pawl_board_connected Whether the board link is up.\n");
+        out.push_str("# TYPE pawl_board_connected gauge\n");
+        let _ = writeln!(out, "pawl_board_connected {}", u8::from(connected));
+        out.push_str(
+            "# HELP pawl_board_connects_total Board connections made (reconnects included).\n",
+        );
+        out.push_str("# TYPE pawl_board_connects_total counter\n");
+        let _ = writeln!(out, "pawl_board_connects_total {connects}");
+        out
+    }
+}
