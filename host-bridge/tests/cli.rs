@@ -1,0 +1,185 @@
+//! The `pawl` binary as a user runs it: `serve` on the virtual board, then `keys import`
+//! and the other commands through its control socket; config errors name the field.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use support::*;
+
+fn pawl(home: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pawl"));
+    c.arg("--home").arg(home);
+    c
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> (bool, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pawl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn quick_start_serve_then_import_then_sign() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut child = pawl(home.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let stderr = child.stderr.take();
+    let _serve = Serve(child);
+    let first = lines.next().expect("a line").expect("utf8");
+    let url = first
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {first}"));
+    let addr: std::net::SocketAddr = url.parse().expect("addr");
+    assert_ne!(addr.port(), 0);
+    let second = lines.next().expect("a line").expect("utf8");
+    let metrics: std::net::SocketAddr = second
+        .strip_prefix("metrics on http://")
+        .and_then(|s| s.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("second line: {second}"))
+        .parse()
+        .expect("metrics addr");
+    let mut err_lines = BufReader::new(stderr.expect("stderr")).lines();
+    let warning = err_lines.next().expect("a log line").expect("utf8");
+    assert!(warning.contains("NOT hardware-protected"), "{warning}");
+
+    // Through the control socket of the running serve.
+    let mut import = pawl(home.path());
+    import.args(["keys", "import"]);
+    let (ok, out, err) = run_with_stdin(import, &format!("{SIGNATORY_SK}\n"));
+    assert!(ok, "{err}");
+    assert_eq!(out.split_whitespace().next(), Some(SIGNATORY_PKH), "{out}");
+    assert!(!out.contains(SIGNATORY_SK) && !err.contains(SIGNATORY_SK));
+
+    let (ok, out, err) = run_with_stdin(
+        {
+            let mut c = pawl(home.path());
+            c.args(["keys", "generate", "--curve", "secp256k1", "--allow", "generic", "--allow-ops", "transaction", "--json"]);
+            c
+        },
+        "",
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    let tz2 = v["pkh"].as_str().expect("pkh").to_string();
+    assert!(tz2.starts_with("tz2"), "{out}");
+    assert_eq!(v["policy"]["kinds"], serde_json::json!(["generic"]));
+    assert_eq!(v["policy"]["ops"], serde_json::json!(["transaction"]));
+
+    let (status, body) = http(addr, "GET", &format!("/keys/{SIGNATORY_PKH}"), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(field(&body, "public_key"), SIGNATORY_PK);
+    let (status, body) = http(addr, "POST", &format!("/keys/{SIGNATORY_PKH}"), Some(&format!("\"{C3}\"")));
+    assert_eq!(status, 200, "{body}");
+    assert!(openssl_ed25519_verifies(SIGNATORY_PK, &hex_bytes(C3), &field(&body, "signature")));
+    // The generated tz2 key signs a transfer its policy allows.
+    let (_, body) = http(addr, "GET", &format!("/keys/{tz2}"), None);
+    let sppk = field(&body, "public_key");
+    let (status, body) = http(addr, "POST", &format!("/keys/{tz2}"), Some(&format!("\"{TRANSFER}\"")));
+    assert_eq!(status, 200, "{body}");
+    assert!(secp256k1_verifies(&sppk, &hex_bytes(TRANSFER), &field(&body, "signature")));
+
+    let out = pawl(home.path()).args(["keys", "list", "--json"]).output().expect("list");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["keys"].as_array().map(Vec::len), Some(2));
+    let out = pawl(home.path()).args(["watermark", "show", "--json"]).output().expect("show");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["watermarks"][0]["level"], 34);
+    assert_eq!(v["watermarks"][0]["kind"], "attestation");
+    let out = pawl(home.path()).args(["device", "info", "--json"]).output().expect("info");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["mode"], "provisioning");
+    assert_eq!(v["keys"], 2);
+
+    let (status, text) = http(metrics, "GET", "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(text.contains("pawl_sign_requests_total{outcome=\"signed\"} 2"), "{text}");
+    assert!(text.contains("pawl_device_hop_duration_seconds_count 2"), "{text}");
+
+    // One log line per sign request, without payload bytes.
+    drop(_serve);
+    let log: Vec<String> = err_lines.map_while(Result::ok).collect();
+    let signs: Vec<&String> = log.iter().filter(|l| l.contains(" sign ")).collect();
+    assert_eq!(signs.len(), 2, "{log:#?}");
+    assert!(signs[0].contains("level=34") && signs[0].contains("attestation"), "{}", signs[0]);
+    assert!(log.iter().all(|l| !l.contains(&C3[10..40])));
+}
+
+#[test]
+fn a_second_serve_on_the_same_home_is_refused() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut child = pawl(home.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let _serve = Serve(child);
+    lines.next().expect("line").expect("utf8");
+    let out = pawl(home.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("second serve");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let cfg = home.path().join("pawl.toml");
+    for (text, expected) in [
+        ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
+        ("[server]\nauthorized_keys = [\"edpkNOPE\"]\n", "server.authorized_keys[0]"),
+        ("[device]\npipeline = 0\n", "device.pipeline"),
+        ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
+    ] {
+        std::fs::write(&cfg, text).expect("write config");
+        let out = pawl(home.path()).args(["keys", "list"]).output().expect("run");
+        assert!(!out.status.success(), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{text}: {err}");
+    }
+}
+
+#[test]
+fn bad_policy_flags_are_refused_before_touching_the_board() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = pawl(home.path())
+        .args(["keys", "generate", "--curve", "ed25519", "--allow", "blocks"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown request kind `blocks`"));
+}
