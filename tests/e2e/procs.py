@@ -105,7 +105,9 @@ class Binaries:
     def __init__(self):
         profile = os.environ.get("PAWL_E2E_PROFILE", "debug")
         if os.environ.get("PAWL_E2E_NO_BUILD") != "1":
-            argv = ["cargo", "build", "-p", "pawl-bridge", "-p", "pawl-hsm-sim"]
+            argv = ["cargo", "build", "-p", "pawl-hsm-sim"]
+            if not os.environ.get("PAWL_E2E_PAWL"):
+                argv += ["-p", "pawl-bridge"]
             if profile == "release":
                 argv.append("--release")
             subprocess.run(argv, cwd=REPO, check=True, stdin=subprocess.DEVNULL, timeout=1800)
@@ -114,7 +116,8 @@ class Binaries:
                               stdin=subprocess.DEVNULL)
         target = Path(json.loads(meta.stdout)["target_directory"]) / profile
         self.sim = str(target / "pawl-sim")
-        self.pawl = str(target / "pawl")
+        # PAWL_E2E_PAWL points the suite at another `pawl` binary (an installed one, say).
+        self.pawl = os.environ.get("PAWL_E2E_PAWL") or str(target / "pawl")
 
 
 class Sim(Proc):
