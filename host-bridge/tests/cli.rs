@@ -48,7 +48,13 @@ fn run_with_stdin(mut cmd: Command, stdin: &str) -> (bool, String, String) {
 fn quick_start_serve_then_import_then_sign() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut child = pawl(home.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -84,7 +90,17 @@ fn quick_start_serve_then_import_then_sign() {
     let (ok, out, err) = run_with_stdin(
         {
             let mut c = pawl(home.path());
-            c.args(["keys", "generate", "--curve", "secp256k1", "--allow", "generic", "--allow-ops", "transaction", "--json"]);
+            c.args([
+                "keys",
+                "generate",
+                "--curve",
+                "secp256k1",
+                "--allow",
+                "generic",
+                "--allow-ops",
+                "transaction",
+                "--json",
+            ]);
             c
         },
         "",
@@ -99,39 +115,76 @@ fn quick_start_serve_then_import_then_sign() {
     let (status, body) = http(addr, "GET", &format!("/keys/{SIGNATORY_PKH}"), None);
     assert_eq!(status, 200, "{body}");
     assert_eq!(field(&body, "public_key"), SIGNATORY_PK);
-    let (status, body) = http(addr, "POST", &format!("/keys/{SIGNATORY_PKH}"), Some(&format!("\"{C3}\"")));
+    let (status, body) = http(
+        addr,
+        "POST",
+        &format!("/keys/{SIGNATORY_PKH}"),
+        Some(&format!("\"{C3}\"")),
+    );
     assert_eq!(status, 200, "{body}");
-    assert!(openssl_ed25519_verifies(SIGNATORY_PK, &hex_bytes(C3), &field(&body, "signature")));
+    assert!(openssl_ed25519_verifies(
+        SIGNATORY_PK,
+        &hex_bytes(C3),
+        &field(&body, "signature")
+    ));
     // The generated tz2 key signs a transfer its policy allows.
     let (_, body) = http(addr, "GET", &format!("/keys/{tz2}"), None);
     let sppk = field(&body, "public_key");
-    let (status, body) = http(addr, "POST", &format!("/keys/{tz2}"), Some(&format!("\"{TRANSFER}\"")));
+    let (status, body) = http(
+        addr,
+        "POST",
+        &format!("/keys/{tz2}"),
+        Some(&format!("\"{TRANSFER}\"")),
+    );
     assert_eq!(status, 200, "{body}");
-    assert!(secp256k1_verifies(&sppk, &hex_bytes(TRANSFER), &field(&body, "signature")));
+    assert!(secp256k1_verifies(
+        &sppk,
+        &hex_bytes(TRANSFER),
+        &field(&body, "signature")
+    ));
 
-    let out = pawl(home.path()).args(["keys", "list", "--json"]).output().expect("list");
+    let out = pawl(home.path())
+        .args(["keys", "list", "--json"])
+        .output()
+        .expect("list");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["keys"].as_array().map(Vec::len), Some(2));
-    let out = pawl(home.path()).args(["watermark", "show", "--json"]).output().expect("show");
+    let out = pawl(home.path())
+        .args(["watermark", "show", "--json"])
+        .output()
+        .expect("show");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["watermarks"][0]["level"], 34);
     assert_eq!(v["watermarks"][0]["kind"], "attestation");
-    let out = pawl(home.path()).args(["device", "info", "--json"]).output().expect("info");
+    let out = pawl(home.path())
+        .args(["device", "info", "--json"])
+        .output()
+        .expect("info");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["mode"], "provisioning");
     assert_eq!(v["keys"], 2);
 
     let (status, text) = http(metrics, "GET", "/metrics", None);
     assert_eq!(status, 200);
-    assert!(text.contains("pawl_sign_requests_total{outcome=\"signed\"} 2"), "{text}");
-    assert!(text.contains("pawl_device_hop_duration_seconds_count 2"), "{text}");
+    assert!(
+        text.contains("pawl_sign_requests_total{outcome=\"signed\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pawl_device_hop_duration_seconds_count 2"),
+        "{text}"
+    );
 
     // One log line per sign request, without payload bytes.
     drop(_serve);
     let log: Vec<String> = err_lines.map_while(Result::ok).collect();
     let signs: Vec<&String> = log.iter().filter(|l| l.contains(" sign ")).collect();
     assert_eq!(signs.len(), 2, "{log:#?}");
-    assert!(signs[0].contains("level=34") && signs[0].contains("attestation"), "{}", signs[0]);
+    assert!(
+        signs[0].contains("level=34") && signs[0].contains("attestation"),
+        "{}",
+        signs[0]
+    );
     assert!(log.iter().all(|l| !l.contains(&C3[10..40])));
 }
 
@@ -161,12 +214,18 @@ fn config_errors_name_the_field() {
     let cfg = home.path().join("pawl.toml");
     for (text, expected) in [
         ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
-        ("[server]\nauthorized_keys = [\"edpkNOPE\"]\n", "server.authorized_keys[0]"),
+        (
+            "[server]\nauthorized_keys = [\"edpkNOPE\"]\n",
+            "server.authorized_keys[0]",
+        ),
         ("[device]\npipeline = 0\n", "device.pipeline"),
         ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
     ] {
         std::fs::write(&cfg, text).expect("write config");
-        let out = pawl(home.path()).args(["keys", "list"]).output().expect("run");
+        let out = pawl(home.path())
+            .args(["keys", "list"])
+            .output()
+            .expect("run");
         assert!(!out.status.success(), "{text}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{text}: {err}");
@@ -177,7 +236,9 @@ fn config_errors_name_the_field() {
 fn bad_policy_flags_are_refused_before_touching_the_board() {
     let home = tempfile::tempdir().expect("tempdir");
     let out = pawl(home.path())
-        .args(["keys", "generate", "--curve", "ed25519", "--allow", "blocks"])
+        .args([
+            "keys", "generate", "--curve", "ed25519", "--allow", "blocks",
+        ])
         .output()
         .expect("run");
     assert!(!out.status.success());
