@@ -12,7 +12,7 @@
 //! A file-backed flash writes each operation's bytes and `fdatasync`s before returning, so the
 //! virtual board loses nothing to an OS crash either.
 
-use std::cell::RefCell;
+use core::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -263,7 +263,7 @@ impl NorFlash for SimFlash {
 
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
         let (start, end) = self.range(from, to.saturating_sub(from) as usize)?;
-        if start % PAGE != 0 || end % PAGE != 0 {
+        if !start.is_multiple_of(PAGE) || !end.is_multiple_of(PAGE) {
             return Err(SimFlashError::NotAligned);
         }
         let mut result = Ok(());
@@ -280,15 +280,14 @@ impl NorFlash for SimFlash {
 
     async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
         let (start, end) = self.range(offset, bytes.len())?;
-        if start % WORD != 0 || bytes.len() % WORD != 0 {
+        if !start.is_multiple_of(WORD) || !bytes.len().is_multiple_of(WORD) {
             return Err(SimFlashError::NotAligned);
         }
         let mut result = Ok(());
         for (i, chunk) in bytes.chunks_exact(WORD).enumerate() {
             let mut word = [0u8; WORD];
             word.copy_from_slice(chunk);
-            let offset =
-                u32::try_from(start + i * WORD).map_err(|_| SimFlashError::OutOfBounds)?;
+            let offset = u32::try_from(start + i * WORD).map_err(|_| SimFlashError::OutOfBounds)?;
             result = self.step(Event::Program { offset, word });
             if result.is_err() {
                 break;

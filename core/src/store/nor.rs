@@ -276,15 +276,29 @@ fn verified<'v>(seal: &SealKeys, key: u16, value: &'v [u8]) -> Result<&'v [u8], 
 }
 
 impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
-    /// Read every record into RAM (marks) and return the slots holding keys.
-    fn scan(&mut self) -> Result<u32, StoreError> {
+    /// Read every record: marks into RAM, keys opened and returned (newest per slot).
+    fn scan(&mut self) -> Result<heapless::Vec<(u8, StoredKey), MAX_KEYS>, StoreError> {
         self.marks.clear();
         self.seq = 0;
-        let mut key_slots = 0u32;
+        let mut keys: heapless::Vec<(u8, StoredKey), MAX_KEYS> = heapless::Vec::new();
         let mut buf = [0u8; BUF];
         let mut max_seq = 0u32;
         let mut names: heapless::Vec<MarkSlot, MAX_MARKS> = heapless::Vec::new();
         let mut ceilings: heapless::Vec<(u8, u32, u32), MAX_MARKS> = heapless::Vec::new();
+        // `fetch_all_items` (8.0.2) does not run the crate's automatic repair when it meets an
+        // interrupted erase (its page-state lookup returns early with `?`), but `fetch_item`
+        // does: on `Corrupted`, look one record up to finish the repair, then scan.
+        let interrupted = matches!(
+            block_on(self.map.fetch_all_items(&mut self.buf)).map(|_| ()),
+            Err(sequential_storage::Error::Corrupted { .. })
+        );
+        if interrupted {
+            block_on(
+                self.map
+                    .fetch_item::<&[u8]>(&mut self.buf, &map_key(TAG_META, 0)),
+            )
+            .map_err(flash_error)?;
+        }
         {
             let mut items =
                 block_on(self.map.fetch_all_items(&mut self.buf)).map_err(flash_error)?;
@@ -302,10 +316,16 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                         verified(&self.seal, key, copy)?;
                     }
                     TAG_KEY => {
-                        if usize::from(index) >= MAX_KEYS {
-                            return Err(StoreError::Corrupted);
+                        let stored = open_key(&self.seal, key, copy);
+                        copy.zeroize();
+                        let stored = stored?;
+                        // Items come oldest first: a newer record for a slot replaces the older.
+                        match keys.iter_mut().find(|(slot, _)| *slot == index) {
+                            Some(entry) => entry.1 = stored,
+                            None => keys
+                                .push((index, stored))
+                                .map_err(|_| StoreError::Corrupted)?,
                         }
-                        key_slots |= 1 << index;
                     }
                     TAG_NAME => {
                         let fields = verified(&self.seal, key, copy)?;
@@ -353,27 +373,22 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                 .ok_or(StoreError::Corrupted)?;
             name.ceiling = Some((level, round));
         }
+        buf.zeroize();
         self.marks = names;
         self.seq = max_seq;
-        Ok(key_slots)
+        Ok(keys)
     }
+}
 
-    fn load_key(&mut self, slot: u8) -> Result<StoredKey, StoreError> {
-        let key = map_key(TAG_KEY, slot);
-        let value = block_on(self.map.fetch_item::<&[u8]>(&mut self.buf, &key))
-            .map_err(flash_error)?
-            .ok_or(StoreError::Corrupted)?;
-        let mut sealed = [0u8; BUF];
-        let sealed = sealed.get_mut(..value.len()).ok_or(StoreError::Corrupted)?;
-        sealed.copy_from_slice(value);
-        let seq = seq_of(sealed)?;
-        let aad = key_aad(key, seq);
-        let plain = self.seal.open(&aad, &mut sealed[4..])?;
-        let stored = postcard::from_bytes::<StoredKey>(plain).map_err(|_| StoreError::Corrupted);
-        sealed.zeroize();
-        self.buf.zeroize();
-        stored
+/// Open a sealed key record's value (`seq ‖ seal`).
+fn open_key(seal: &SealKeys, key: u16, value: &mut [u8]) -> Result<StoredKey, StoreError> {
+    let [_, slot] = key.to_be_bytes();
+    if usize::from(slot) >= MAX_KEYS {
+        return Err(StoreError::Corrupted);
     }
+    let seq = seq_of(value)?;
+    let plain = seal.open(&key_aad(key, seq), &mut value[4..])?;
+    postcard::from_bytes::<StoredKey>(plain).map_err(|_| StoreError::Corrupted)
 }
 
 fn key_aad(key: u16, seq: u32) -> [u8; 14] {
@@ -422,16 +437,13 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
         visit: &mut dyn FnMut(Record<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let floor = self.guard.floor()?;
-        let key_slots = self.scan()?;
+        let mut keys = self.scan()?;
         if self.seq < floor {
             return Err(StoreError::RolledBack);
         }
-        for slot in 0..MAX_KEYS {
-            let Ok(slot) = u8::try_from(slot) else { break };
-            if key_slots & (1 << slot) != 0 {
-                let key = self.load_key(slot)?;
-                visit(Record::Key { slot, key: &key })?;
-            }
+        keys.sort_unstable_by_key(|(slot, _)| *slot);
+        for (slot, key) in &keys {
+            visit(Record::Key { slot: *slot, key })?;
         }
         for mark in &self.marks {
             if let Some((level, round)) = mark.ceiling {

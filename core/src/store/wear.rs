@@ -114,7 +114,7 @@ pub struct WearEstimate {
 impl WearModel {
     /// Record size on a flash with 4-byte words: 8-byte item header, 2-byte key, 4-byte record
     /// number, 8 bytes of position and an 8-byte MAC, padded to the word.
-    pub const CEILING_RECORD_BYTES: u32 = 8 + (2 + 4 + 8 + 8 + 3) / 4 * 4;
+    pub const CEILING_RECORD_BYTES: u32 = 8 + (2 + 4 + 8 + 8u32).div_ceil(4) * 4;
 
     /// Evaluate the model.
     pub fn estimate(&self) -> WearEstimate {

@@ -1,0 +1,158 @@
+//! Power cuts during signing: at every flash step of a long run, and at random points of many
+//! runs with reboots in between. After each cut the board boots on the surviving image and
+//! must keep every acknowledged mark (see `support::power::check_reboot`).
+#![allow(clippy::cast_possible_truncation, clippy::std_instead_of_core)]
+
+mod support;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use pawl_core::protocol::Refusal;
+use pawl_core::sim::SimFlash;
+use pawl_core::sim::flash::Event;
+use support::power::{
+    Release, Rng, Run, SharedGuard, Step, boot, check_reboot, image_at, journal, provision,
+};
+
+const PAGES: usize = 2;
+const AHEAD: u32 = 2;
+
+/// One recorded run: the journal of flash steps and guard advances, and each release with the
+/// journal length at the moment it left the board.
+fn recorded_run(seed: u64, signatures: usize) -> (Vec<Event>, Vec<(usize, Release)>) {
+    let j = journal();
+    let mut flash = SimFlash::new(PAGES);
+    flash.journal(j.clone());
+    let guard = SharedGuard {
+        value: Rc::new(Cell::new(0)),
+        journal: Some(j.clone()),
+    };
+    let mut board = boot(flash, PAGES, AHEAD, guard);
+    let keys = provision(&mut board, 4);
+    let mut run = Run::new(keys);
+    let mut rng = Rng(seed);
+    let mut acks = Vec::new();
+    while run.released.len() < signatures {
+        if let Step::Released(r) = run.step(&mut board, &mut rng) {
+            acks.push((j.borrow().len(), r));
+        }
+    }
+    let events = j.borrow().clone();
+    (events, acks)
+}
+
+#[test]
+fn every_cut_point_of_a_long_run() {
+    let (events, acks) = recorded_run(0x5eed, 800);
+    let erases = events
+        .iter()
+        .filter(|e| matches!(e, Event::Erase { .. }))
+        .count();
+    let records = events
+        .iter()
+        .filter(|e| matches!(e, Event::Guard(_)))
+        .count();
+    assert!(
+        erases >= 3,
+        "the run must roll over pages ({erases} erases)"
+    );
+    assert!(
+        records >= 100,
+        "the run must move ceilings often ({records} records)"
+    );
+    let mut cuts = 0usize;
+    for k in 0..=events.len() {
+        for torn in [false, true] {
+            let flash_step = matches!(
+                events.get(k),
+                Some(Event::Program { .. } | Event::Erase { .. })
+            );
+            if torn && !flash_step {
+                continue;
+            }
+            let (image, floor) = image_at(PAGES, &events, k, torn);
+            let acked: Vec<Release> = acks
+                .iter()
+                .filter(|(at, _)| *at <= k)
+                .map(|(_, r)| r.clone())
+                .collect();
+            let guard = SharedGuard {
+                value: Rc::new(Cell::new(floor)),
+                journal: None,
+            };
+            let mut board = boot(SimFlash::from_image(image), PAGES, AHEAD, guard);
+            let torn_note = if torn { " (torn)" } else { "" };
+            check_reboot(
+                &mut board,
+                &acked,
+                k,
+                &format!("cut at step {k}{torn_note}"),
+            );
+            cuts += 1;
+        }
+    }
+    eprintln!(
+        "power cuts: {cuts} cut points over {} events ({records} records, {erases} page erases, {} signatures)",
+        events.len(),
+        acks.len()
+    );
+}
+
+/// Random runs cut at random points, rebooted, checked and continued; returns the number of
+/// cut points exercised.
+pub fn random_cuts(seed: u64, target: usize) -> usize {
+    let mut rng = Rng(seed);
+    let mut cuts = 0;
+    while cuts < target {
+        let pages = 2 + rng.below(3) as usize;
+        let ahead = [0, 1, 4, 16][rng.below(4) as usize];
+        let key_count = 2 + rng.below(3) as usize;
+        let guard = SharedGuard::default();
+        let mut board = boot(SimFlash::new(pages), pages, ahead, guard.clone());
+        let keys = provision(&mut board, key_count);
+        let mut run = Run::new(keys);
+        let mut released: Vec<Release> = Vec::new();
+        for _ in 0..8 {
+            // Run until the power goes, cut somewhere in the next ~60 flash steps.
+            let image = board.into_store().into_flash().image().to_vec();
+            let mut flash = SimFlash::from_image(image);
+            flash.cut_after(rng.below(60), rng.below(2) == 1);
+            board = boot(flash, pages, ahead, guard.clone());
+            run.rebooted(&board);
+            for _ in 0..2_000 {
+                match run.step(&mut board, &mut rng) {
+                    Step::Released(r) => released.push(r),
+                    Step::Refused(Refusal::Store(_)) => break,
+                    Step::Refused(_) => {}
+                }
+            }
+            let flash = board.into_store().into_flash();
+            if flash.is_off() {
+                cuts += 1;
+            }
+            let image = flash.image().to_vec();
+            board = boot(SimFlash::from_image(image), pages, ahead, guard.clone());
+            let fresh = check_reboot(
+                &mut board,
+                &released,
+                cuts,
+                &format!("seed {seed:#x}, cut {cuts} (N={ahead}, {pages} pages)"),
+            );
+            released.extend(fresh);
+            run.rebooted(&board);
+        }
+    }
+    cuts
+}
+
+#[test]
+fn random_cut_points_with_reboots() {
+    let target = std::env::var("PAWL_RANDOM_CUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let cuts = random_cuts(0xc0ffee, target);
+    eprintln!("power cuts: {cuts} random cut points");
+    assert!(cuts >= target);
+}
