@@ -1,6 +1,10 @@
 //! Power-cut testing: a signing run on the simulated flash, and the checks made after
 //! rebooting on whatever image a power cut leaves.
-#![allow(dead_code, clippy::cast_possible_truncation, clippy::std_instead_of_core)]
+#![allow(
+    dead_code,
+    clippy::cast_possible_truncation,
+    clippy::std_instead_of_core
+)]
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -357,4 +361,51 @@ pub fn image_at(pages: usize, journal: &[Event], k: usize, torn: bool) -> (Vec<u
 /// A journal shared between the flash and the guard.
 pub fn journal() -> Journal {
     Rc::new(RefCell::new(Vec::new()))
+}
+
+/// Random runs cut at random points, rebooted, checked and continued; returns the number of
+/// cut points exercised.
+pub fn random_cuts(seed: u64, target: usize) -> usize {
+    let mut rng = Rng(seed);
+    let mut cuts = 0;
+    while cuts < target {
+        let pages = 2 + rng.below(3) as usize;
+        let ahead = [0, 1, 4, 16][rng.below(4) as usize];
+        let key_count = 2 + rng.below(3) as usize;
+        let guard = SharedGuard::default();
+        let mut board = boot(SimFlash::new(pages), pages, ahead, guard.clone());
+        let keys = provision(&mut board, key_count);
+        let mut run = Run::new(keys);
+        let mut released: Vec<Release> = Vec::new();
+        for _ in 0..8 {
+            // Run until the power goes, cut somewhere in the next ~60 flash steps.
+            let image = board.into_store().into_flash().image().to_vec();
+            let mut flash = SimFlash::from_image(image);
+            flash.cut_after(rng.below(60), rng.below(2) == 1);
+            board = boot(flash, pages, ahead, guard.clone());
+            run.rebooted(&board);
+            for _ in 0..2_000 {
+                match run.step(&mut board, &mut rng) {
+                    Step::Released(r) => released.push(r),
+                    Step::Refused(Refusal::Store(_)) => break,
+                    Step::Refused(_) => {}
+                }
+            }
+            let flash = board.into_store().into_flash();
+            if flash.is_off() {
+                cuts += 1;
+            }
+            let image = flash.image().to_vec();
+            board = boot(SimFlash::from_image(image), pages, ahead, guard.clone());
+            let fresh = check_reboot(
+                &mut board,
+                &released,
+                cuts,
+                &format!("seed {seed:#x}, cut {cuts} (N={ahead}, {pages} pages)"),
+            );
+            released.extend(fresh);
+            run.rebooted(&board);
+        }
+    }
+    cuts
 }
