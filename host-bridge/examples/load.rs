@@ -125,8 +125,11 @@ fn main() {
     in_process(seconds);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let board = VirtualBoard::open(&dir.path().join("board"), Mode::Provisioning).expect("board");
-    let pty = PtyBoard::start(board, &dir.path().join("tty"));
+    let pty = PtyBoard::start(
+        &dir.path().join("board"),
+        Mode::Provisioning,
+        &dir.path().join("tty"),
+    );
     let link = Link::start(
         Box::new(SerialConnector::new(&pty.link_path, 115_200)),
         LinkSettings {

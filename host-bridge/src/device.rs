@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use pawl_core::protocol::Mode;
-use pawl_core::sim::VirtualBoard;
 
 use crate::control;
 use crate::link::{Connector, ControlConnector, LinkSettings, SerialConnector, VirtualConnector};
@@ -62,10 +61,10 @@ pub fn for_command(home: &Path, serial: Option<&Path>, baud: u32) -> Result<Chos
 
 fn open_virtual(home: &Path) -> Result<Chosen, DeviceError> {
     let dir = virtual_dir(home);
-    let board = VirtualBoard::open(&dir, Mode::Provisioning)
+    let connector = VirtualConnector::open(&dir, Mode::Provisioning)
         .map_err(|source| DeviceError::Virtual { dir, source })?;
     Ok(Chosen {
-        connector: Box::new(VirtualConnector::new(board)),
+        connector: Box::new(connector),
         is_virtual: true,
     })
 }

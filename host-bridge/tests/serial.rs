@@ -8,13 +8,11 @@ use std::sync::atomic::Ordering;
 use pawl_bridge::link::{Link, LinkSettings, SerialConnector};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::Mode;
-use pawl_core::sim::VirtualBoard;
 use support::pty::PtyBoard;
 use support::*;
 
 fn pty_setup(dir: &std::path::Path) -> (PtyBoard, Link, String) {
-    let board = VirtualBoard::open(&dir.join("board"), Mode::Provisioning).expect("board");
-    let pty = PtyBoard::start(board, &dir.join("ttyPAWL"));
+    let pty = PtyBoard::start(&dir.join("board"), Mode::Provisioning, &dir.join("ttyPAWL"));
     let link = Link::start(
         Box::new(SerialConnector::new(&pty.link_path, 115_200)),
         LinkSettings::default(),

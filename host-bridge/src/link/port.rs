@@ -4,10 +4,10 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use pawl_core::protocol::{Fed, FrameAccumulator, MAX_FRAME};
+use pawl_core::protocol::{Fed, FrameAccumulator, MAX_FRAME, Mode};
 use pawl_core::sim::VirtualBoard;
 
 /// An open byte stream to a board.
@@ -131,80 +131,115 @@ impl Port for ControlPort {
 }
 
 /// The in-process virtual board: the same core as the firmware, keys on the host's disk.
-/// It answers synchronously on the link's own thread.
+/// It runs on a dedicated thread (the board is not `Send`: it is opened on that thread and
+/// never leaves it); the port passes bytes to it over channels.
 pub struct VirtualConnector {
-    board: Arc<Mutex<VirtualBoard>>,
+    to_board: mpsc::Sender<Vec<u8>>,
+    from_board: Arc<Mutex<mpsc::Receiver<Vec<u8>>>>,
+    dir: PathBuf,
 }
 
 impl VirtualConnector {
-    /// Serve `board` in process.
-    pub fn new(board: VirtualBoard) -> Self {
-        VirtualConnector {
-            board: Arc::new(Mutex::new(board)),
-        }
+    /// Open the virtual board whose state lives in `dir` on its own thread. Fails as
+    /// [`VirtualBoard::open`] does (for instance when another process holds the directory).
+    pub fn open(dir: &Path, mode: Mode) -> io::Result<Self> {
+        let (to_board, inbox) = mpsc::channel::<Vec<u8>>();
+        let (outbox, from_board) = mpsc::channel::<Vec<u8>>();
+        let (ready, opened) = mpsc::channel::<io::Result<()>>();
+        let board_dir = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("pawl-virtual-board".into())
+            .spawn(move || {
+                let mut board = match VirtualBoard::open(&board_dir, mode) {
+                    Ok(b) => {
+                        let _ = ready.send(Ok(()));
+                        b
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let mut frames = Box::new(FrameAccumulator::<MAX_FRAME>::new());
+                let mut out = vec![0u8; MAX_FRAME];
+                // Ends (and releases the board's lock) when every port and the connector are gone.
+                while let Ok(bytes) = inbox.recv() {
+                    let mut input = &bytes[..];
+                    let mut answers = Vec::new();
+                    while !input.is_empty() {
+                        let (used, fed) = frames.feed(input);
+                        input = &input[used..];
+                        if let Fed::Frame(frame) = fed {
+                            match board.handle_frame(frame, &mut out) {
+                                Ok(n) => answers.extend_from_slice(&out[..n]),
+                                Err(e) => tracing::error!("virtual board could not answer: {e}"),
+                            }
+                        }
+                    }
+                    if !answers.is_empty() && outbox.send(answers).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        opened
+            .recv()
+            .map_err(|_| io::Error::other("the virtual board thread stopped"))??;
+        Ok(VirtualConnector {
+            to_board,
+            from_board: Arc::new(Mutex::new(from_board)),
+            dir: dir.to_path_buf(),
+        })
     }
 }
 
 struct VirtualPort {
-    board: Arc<Mutex<VirtualBoard>>,
-    frames: Box<FrameAccumulator<MAX_FRAME>>,
-    answer: Vec<u8>,
-    outbound: Vec<u8>,
+    to_board: mpsc::Sender<Vec<u8>>,
+    from_board: Arc<Mutex<mpsc::Receiver<Vec<u8>>>>,
+    pending: Vec<u8>,
     read: usize,
 }
 
 impl Connector for VirtualConnector {
     fn connect(&mut self) -> io::Result<Box<dyn Port>> {
         Ok(Box::new(VirtualPort {
-            board: Arc::clone(&self.board),
-            frames: Box::new(FrameAccumulator::new()),
-            answer: vec![0; MAX_FRAME],
-            outbound: Vec::new(),
+            to_board: self.to_board.clone(),
+            from_board: Arc::clone(&self.from_board),
+            pending: Vec::new(),
             read: 0,
         }))
     }
 
     fn describe(&self) -> String {
-        let dir = match self.board.lock() {
-            Ok(b) => b.dir().display().to_string(),
-            Err(_) => String::from("?"),
-        };
-        format!("in-process virtual board in {dir}")
+        format!("in-process virtual board in {}", self.dir.display())
     }
 }
 
 impl Port for VirtualPort {
-    fn send(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        let mut board = self
-            .board
-            .lock()
-            .map_err(|_| io::Error::other("virtual board poisoned by an earlier panic"))?;
-        while !bytes.is_empty() {
-            let (used, fed) = self.frames.feed(bytes);
-            bytes = &bytes[used..];
-            if let Fed::Frame(frame) = fed {
-                let n = board
-                    .handle_frame(frame, &mut self.answer)
-                    .map_err(|e| io::Error::other(format!("virtual board: {e}")))?;
-                self.outbound.extend_from_slice(&self.answer[..n]);
-            }
-        }
-        Ok(())
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.to_board
+            .send(bytes.to_vec())
+            .map_err(|_| io::Error::other("the virtual board thread stopped"))
     }
 
-    fn recv(&mut self, buf: &mut [u8], _timeout: Duration) -> io::Result<usize> {
-        let left = &self.outbound[self.read..];
-        if left.is_empty() {
-            // The board answers every frame at once; silence means there is nothing to come.
-            return Err(timed_out());
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        if self.read == self.pending.len() {
+            let from_board = self
+                .from_board
+                .lock()
+                .map_err(|_| io::Error::other("virtual board channel poisoned"))?;
+            match from_board.recv_timeout(timeout) {
+                Ok(bytes) => {
+                    self.pending = bytes;
+                    self.read = 0;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => return Err(timed_out()),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
+            }
         }
+        let left = &self.pending[self.read..];
         let n = left.len().min(buf.len());
         buf[..n].copy_from_slice(&left[..n]);
         self.read += n;
-        if self.read == self.outbound.len() {
-            self.outbound.clear();
-            self.read = 0;
-        }
         Ok(n)
     }
 }

@@ -18,7 +18,6 @@ use pawl_bridge::metrics::Metrics;
 use pawl_core::keys::{PublicKey, SecretBytes};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{Mode, Request, Response};
-use pawl_core::sim::VirtualBoard;
 
 /// `ecadlabs/signatory: pkg/signatory/signatory_test.go` key (reference §8.4).
 pub const SIGNATORY_SK: &str = "edsk4FTF78Qf1m2rykGpHqostAiq5gYW4YZEoGUSWBTJr2njsDHSnd";
@@ -61,11 +60,8 @@ pub fn to_hex(b: &[u8]) -> String {
 
 /// A virtual board in `dir` behind a link, in provisioning mode.
 pub fn virtual_link(dir: &Path) -> Link {
-    let board = VirtualBoard::open(dir, Mode::Provisioning).expect("open virtual board");
-    Link::start(
-        Box::new(VirtualConnector::new(board)),
-        LinkSettings::default(),
-    )
+    let board = VirtualConnector::open(dir, Mode::Provisioning).expect("open virtual board");
+    Link::start(Box::new(board), LinkSettings::default())
 }
 
 /// Import a secret key through the device protocol.

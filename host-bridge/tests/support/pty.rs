@@ -3,12 +3,12 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use pawl_core::protocol::{Fed, FrameAccumulator, MAX_FRAME, Request, decode_frame};
+use pawl_core::protocol::{Fed, FrameAccumulator, MAX_FRAME, Mode, Request, decode_frame};
 use pawl_core::sim::VirtualBoard;
 use serialport::{SerialPort, TTYPort};
 
@@ -46,14 +46,16 @@ fn new_pty(link_path: &Path) -> TTYPort {
 }
 
 impl PtyBoard {
-    /// Serve `board` on a pty whose slave is reachable at `link_path`.
-    pub fn start(board: VirtualBoard, link_path: &Path) -> PtyBoard {
+    /// Serve the virtual board in `dir` on a pty whose slave is reachable at `link_path`.
+    /// The board is opened on the serving thread (it is not `Send`).
+    pub fn start(dir: &Path, mode: Mode, link_path: &Path) -> PtyBoard {
         let control = Arc::new(Control::default());
-        let board = Arc::new(Mutex::new(board));
+        let dir = dir.to_path_buf();
         let ctl = Arc::clone(&control);
         let path = link_path.to_path_buf();
         let mut master = new_pty(&path);
         let thread = std::thread::spawn(move || {
+            let mut board = VirtualBoard::open(&dir, mode).expect("virtual board");
             let mut frames = Box::new(FrameAccumulator::<MAX_FRAME>::new());
             let mut out = vec![0u8; MAX_FRAME];
             let mut buf = [0u8; 4096];
@@ -80,11 +82,7 @@ impl PtyBoard {
                             Ok(e) if matches!(e.message, Request::Sign { .. })
                         )
                     };
-                    let len = board
-                        .lock()
-                        .expect("board")
-                        .handle_frame(frame, &mut out)
-                        .expect("answer");
+                    let len = board.handle_frame(frame, &mut out).expect("answer");
                     if is_sign {
                         let count = ctl.signs.fetch_add(1, Ordering::SeqCst) + 1;
                         if count == ctl.unplug_after_sign.load(Ordering::SeqCst) {
