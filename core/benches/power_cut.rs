@@ -6,7 +6,6 @@
 #![allow(clippy::cast_possible_truncation, clippy::std_instead_of_core)]
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 fn main() {

@@ -3,7 +3,6 @@
 #![allow(clippy::cast_possible_truncation, clippy::std_instead_of_core)]
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use pawl_core::keys::{Curve, SecretBytes};
