@@ -35,10 +35,10 @@ fn recorded_run(seed: u64, signatures: usize) -> (Vec<Event>, Vec<(usize, Releas
     let mut acks = Vec::new();
     while run.released.len() < signatures {
         if let Step::Released(r) = run.step(&mut board, &mut rng) {
-            acks.push((j.borrow().len(), r));
+            acks.push((j.lock().expect("journal").len(), r));
         }
     }
-    let events = j.borrow().clone();
+    let events = j.lock().expect("journal").clone();
     (events, acks)
 }
 

@@ -24,7 +24,9 @@
 //!
 //! # Conversation
 //!
-//! The host asks, the board answers: exactly one response per request frame. Signing with an
+//! The host asks, the board answers: exactly one response per request frame, in the order the
+//! requests arrived, and the board never sends a frame it was not asked for — so a host may
+//! pipeline requests and match answers by id and order. Signing with an
 //! on-board key is one round trip (`Sign` → `Signature`). The HSM tiers add continuations that
 //! reuse the same request id:
 //!

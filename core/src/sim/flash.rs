@@ -12,12 +12,11 @@
 //! A file-backed flash writes each operation's bytes and `fdatasync`s before returning, so the
 //! virtual board loses nothing to an OS crash either.
 
-use core::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::vec;
 use std::vec::Vec;
 
@@ -50,7 +49,7 @@ pub enum Event {
 }
 
 /// A shared, growing record of [`Event`]s.
-pub type Journal = Rc<RefCell<Vec<Event>>>;
+pub type Journal = Arc<Mutex<Vec<Event>>>;
 
 /// Why a simulated flash operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,8 +210,10 @@ impl SimFlash {
         }
         apply(&mut self.mem, &event, false);
         self.steps += 1;
-        if let Some(journal) = &self.journal {
-            journal.borrow_mut().push(event);
+        if let Some(journal) = &self.journal
+            && let Ok(mut journal) = journal.lock()
+        {
+            journal.push(event);
         }
         Ok(())
     }

@@ -49,7 +49,7 @@ impl Entropy for OsEntropy {
 /// What the virtual board reports as its firmware and model.
 pub const VIRTUAL_INFO: BoardInfo = BoardInfo {
     firmware: env!("CARGO_PKG_VERSION"),
-    board: "virtual (keys on host disk)",
+    board: "virtual (host disk)",
 };
 
 /// A virtual board with its state under one directory. Only one process may open a directory

@@ -6,7 +6,7 @@
     clippy::std_instead_of_core
 )]
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -53,7 +53,7 @@ impl RollbackGuard for SharedGuard {
         if seq > self.value.get() {
             self.value.set(seq);
             if let Some(j) = &self.journal {
-                j.borrow_mut().push(Event::Guard(seq));
+                j.lock().expect("journal").push(Event::Guard(seq));
             }
         }
         Ok(())
@@ -360,7 +360,7 @@ pub fn image_at(pages: usize, journal: &[Event], k: usize, torn: bool) -> (Vec<u
 
 /// A journal shared between the flash and the guard.
 pub fn journal() -> Journal {
-    Rc::new(RefCell::new(Vec::new()))
+    std::sync::Arc::new(std::sync::Mutex::new(Vec::new()))
 }
 
 /// Random runs cut at random points, rebooted, checked and continued; returns the number of
