@@ -109,9 +109,19 @@ class Stack:
 _stacks: list[Stack] = []
 
 
+_build_error: list[BaseException] = []
+
+
 @pytest.fixture(scope="session")
 def bins():
-    return procs.Binaries()
+    # A failed build fails every test at once instead of being retried for each.
+    if _build_error:
+        raise RuntimeError(f"build failed earlier: {_build_error[0]}")
+    try:
+        return procs.Binaries()
+    except Exception as e:
+        _build_error.append(e)
+        raise
 
 
 @pytest.fixture(scope="session")
