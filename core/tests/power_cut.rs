@@ -104,7 +104,7 @@ fn random_cut_points_with_reboots() {
     let target = std::env::var("PAWL_RANDOM_CUTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000);
+        .unwrap_or(3_000);
     let cuts = random_cuts(0xc0ffee, target);
     eprintln!("power cuts: {cuts} random cut points");
     assert!(cuts >= target);
