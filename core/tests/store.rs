@@ -324,24 +324,44 @@ fn wear_model_matches_measured_counters() {
     );
 }
 
+/// One request to a virtual board, through the frame codec.
+fn ask(vb: &mut pawl_core::sim::VirtualBoard, request: &Request<'_>) -> Response {
+    let mut frame = vec![0u8; pawl_core::protocol::MAX_FRAME];
+    let mut out = vec![0u8; pawl_core::protocol::MAX_FRAME];
+    let mut scratch = vec![0u8; pawl_core::protocol::MAX_FRAME];
+    let n =
+        pawl_core::protocol::encode_frame(1, request, &mut scratch, &mut frame).expect("encode");
+    let m = vb
+        .handle_frame(&mut frame[..n - 1], &mut out)
+        .expect("frame");
+    pawl_core::protocol::decode_frame::<Response>(&mut out[..m - 1])
+        .expect("decode")
+        .message
+}
+
+/// Sign an attestation at `level` on a virtual board.
+fn ask_attestation(
+    vb: &mut pawl_core::sim::VirtualBoard,
+    pkh: pawl_core::keys::PublicKeyHash,
+    level: u32,
+    byte: u8,
+) -> Response {
+    let payload = attestation(CHAINS[0], level, 0, byte);
+    ask(
+        vb,
+        &Request::Sign {
+            pkh,
+            version: pawl_core::keys::SigningVersion::LATEST,
+            payload: &payload,
+        },
+    )
+}
+
 #[test]
 fn virtual_board_state_survives_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sk = secrets()[0].clone();
     let (curve, secret) = pawl_core::keys::SecretBytes::from_b58(&sk).expect("sk");
-    let mut frame = [0u8; pawl_core::protocol::MAX_FRAME];
-    let mut out = [0u8; pawl_core::protocol::MAX_FRAME];
-    let mut scratch = [0u8; pawl_core::protocol::MAX_FRAME];
-    let mut ask = |vb: &mut pawl_core::sim::VirtualBoard, request: &Request<'_>| -> Response {
-        let n = pawl_core::protocol::encode_frame(1, request, &mut scratch, &mut frame)
-            .expect("encode");
-        let m = vb
-            .handle_frame(&mut frame[..n - 1], &mut out)
-            .expect("frame");
-        pawl_core::protocol::decode_frame::<Response>(&mut out[..m - 1])
-            .expect("decode")
-            .message
-    };
     let pkh = {
         let mut vb =
             pawl_core::sim::VirtualBoard::open(dir.path(), Mode::Provisioning).expect("open");
@@ -358,29 +378,13 @@ fn virtual_board_state_survives_reopening() {
             Response::KeyInfo(info) => info.pkh,
             other => panic!("{other:?}"),
         };
-        let payload = attestation(CHAINS[0], 7, 0, 1);
-        let r = ask(
-            &mut vb,
-            &Request::Sign {
-                pkh,
-                version: pawl_core::keys::SigningVersion::LATEST,
-                payload: &payload,
-            },
-        );
+        let r = ask_attestation(&mut vb, pkh, 7, 1);
         assert!(matches!(r, Response::Signature(_)), "{r:?}");
         pkh
     };
     let mut vb =
         pawl_core::sim::VirtualBoard::open(dir.path(), Mode::Provisioning).expect("reopen");
-    let payload = attestation(CHAINS[0], 7, 0, 2);
-    let r = ask(
-        &mut vb,
-        &Request::Sign {
-            pkh,
-            version: pawl_core::keys::SigningVersion::LATEST,
-            payload: &payload,
-        },
-    );
+    let r = ask_attestation(&mut vb, pkh, 7, 2);
     assert!(
         matches!(r, Response::Refused(Refusal::Watermark(_))),
         "{r:?}"

@@ -169,6 +169,35 @@ fn kind_of(byte: u8) -> Option<MarkKind> {
     }
 }
 
+fn mac_fields(seal: &SealKeys, key: u16, seq: u32, fields: &[u8]) -> [u8; MAC_LEN] {
+    let mut input = [0u8; 2 + 4 + 32];
+    let len = 6 + fields.len();
+    input[..2].copy_from_slice(&key.to_le_bytes());
+    input[2..6].copy_from_slice(&seq.to_le_bytes());
+    input[6..len].copy_from_slice(fields);
+    seal.mark_mac(&input[..len])
+}
+
+/// Check a MAC'd record's value (`seq ‖ fields ‖ MAC`); returns the fields.
+fn verified<'v>(seal: &SealKeys, key: u16, value: &'v [u8]) -> Result<&'v [u8], StoreError> {
+    let seq = seq_of(value)?;
+    let body = &value[4..];
+    let split = body
+        .len()
+        .checked_sub(MAC_LEN)
+        .ok_or(StoreError::Corrupted)?;
+    let (fields, mac) = body.split_at(split);
+    if fields.len() > 32 {
+        return Err(StoreError::Corrupted);
+    }
+    let expected = mac_fields(seal, key, seq, fields);
+    if bool::from(expected.ct_eq(mac)) {
+        Ok(fields)
+    } else {
+        Err(StoreError::Corrupted)
+    }
+}
+
 impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
     /// A store on `flash` in `config.region`, sealing under `board_key`. Nothing is read until
     /// [`Store::load`]. Fails with [`StoreError::Io`] if the region is not whole pages or has
@@ -213,9 +242,14 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         self.wear.pages_erased = counted.pages_erased;
     }
 
-    /// Write one record (`value` without its leading `seq`), then advance the guard.
-    fn write(&mut self, key: u16, body: &[u8]) -> Result<(), StoreError> {
-        let seq = self.seq.checked_add(1).ok_or(StoreError::Full)?;
+    /// The number the next record gets.
+    fn next_seq(&self) -> Result<u32, StoreError> {
+        self.seq.checked_add(1).ok_or(StoreError::Full)
+    }
+
+    /// Write record `seq` (from [`Self::next_seq`]; `body` is the value without its leading
+    /// `seq`), then advance the guard.
+    fn write(&mut self, key: u16, seq: u32, body: &[u8]) -> Result<(), StoreError> {
         let mut value = [0u8; BUF];
         let len = 4 + body.len();
         let slot = value.get_mut(..len).ok_or(StoreError::Full)?;
@@ -231,51 +265,18 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         self.wear.records = self.wear.records.saturating_add(1);
         self.guard.advance(seq)
     }
-}
 
-fn mac_fields(seal: &SealKeys, key: u16, seq: u32, fields: &[u8]) -> [u8; MAC_LEN] {
-    let mut input = [0u8; 2 + 4 + 32];
-    let len = 6 + fields.len();
-    input[..2].copy_from_slice(&key.to_le_bytes());
-    input[2..6].copy_from_slice(&seq.to_le_bytes());
-    input[6..len].copy_from_slice(fields);
-    seal.mark_mac(&input[..len])
-}
-
-impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
     /// Write a MAC'd record: `fields ‖ MAC(key, seq, fields)`.
     fn write_authenticated(&mut self, key: u16, fields: &[u8]) -> Result<(), StoreError> {
-        let seq = self.seq.checked_add(1).ok_or(StoreError::Full)?;
+        let seq = self.next_seq()?;
         let mac = mac_fields(&self.seal, key, seq, fields);
         let mut body = [0u8; 32 + MAC_LEN];
         let len = fields.len() + MAC_LEN;
         body[..fields.len()].copy_from_slice(fields);
         body[fields.len()..len].copy_from_slice(&mac);
-        self.write(key, &body[..len])
+        self.write(key, seq, &body[..len])
     }
-}
 
-/// Check a MAC'd record's value (`seq ‖ fields ‖ MAC`); returns the fields.
-fn verified<'v>(seal: &SealKeys, key: u16, value: &'v [u8]) -> Result<&'v [u8], StoreError> {
-    let seq = seq_of(value)?;
-    let body = &value[4..];
-    let split = body
-        .len()
-        .checked_sub(MAC_LEN)
-        .ok_or(StoreError::Corrupted)?;
-    let (fields, mac) = body.split_at(split);
-    if fields.len() > 32 {
-        return Err(StoreError::Corrupted);
-    }
-    let expected = mac_fields(seal, key, seq, fields);
-    if bool::from(expected.ct_eq(mac)) {
-        Ok(fields)
-    } else {
-        Err(StoreError::Corrupted)
-    }
-}
-
-impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
     /// Read every record: marks into RAM, keys opened and returned (newest per slot).
     fn scan(&mut self) -> Result<heapless::Vec<(u8, StoredKey), MAX_KEYS>, StoreError> {
         self.marks.clear();
@@ -503,13 +504,13 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
             return Err(StoreError::Full);
         }
         let map_key = map_key(TAG_KEY, slot);
-        let seq = self.seq.checked_add(1).ok_or(StoreError::Full)?;
+        let seq = self.next_seq()?;
         let mut body = [0u8; SEAL_OVERHEAD + KEY_PLAINTEXT];
         let written = postcard::to_slice(key, &mut body[SEAL_OVERHEAD..])
             .map_err(|_| StoreError::Full)?
             .len();
         let sealed = self.seal.seal(&key_aad(map_key, seq), &mut body, written);
-        let result = sealed.and_then(|len| self.write(map_key, &body[..len]));
+        let result = sealed.and_then(|len| self.write(map_key, seq, &body[..len]));
         body.zeroize();
         result
     }
