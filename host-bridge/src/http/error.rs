@@ -37,7 +37,12 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", msg)
     }
 
-    /// The board refused.
+    /// 403: the configuration does not allow this endpoint.
+    pub fn not_allowed(msg: &'static str) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "not_allowed", msg)
+    }
+
+    /// A board refusal, with its status.
     pub fn refused(refusal: &Refusal) -> Self {
         let (status, outcome) = refusal_status(refusal);
         ApiError::new(status, outcome, refusal.to_string())

@@ -261,9 +261,7 @@ async fn known_keys(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !state.settings.allow_list_known_keys {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_allowed",
+        return Err(ApiError::not_allowed(
             "List known keys request not allowed.",
         ));
     }
@@ -291,9 +289,7 @@ async fn prove_possession(
     query: Result<Query<PossessionQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !state.settings.allow_to_prove_possession {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_allowed",
+        return Err(ApiError::not_allowed(
             "Request to prove possession is not allowed.",
         ));
     }
