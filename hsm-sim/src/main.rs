@@ -4,10 +4,13 @@
 //!   firmware runs) served over a pseudo-terminal, so the bridge talks to it exactly as to a
 //!   board on a serial port.
 //!
-//! Later issues add `yubihsm`, `azure` and `qemu`.
+//! * `pawl-sim qemu` — the real board firmware (`firmware/qemu`) in QEMU, its UART on a pty.
+//!
+//! Later issues add `yubihsm` and `azure`.
 
 mod board;
 mod pty;
+mod qemu;
 mod signals;
 
 use std::process::ExitCode;
@@ -26,12 +29,15 @@ struct Cli {
 enum Command {
     /// Run the virtual board (keys on the host's disk, NOT hardware-protected).
     Board(board::Args),
+    /// Boot the board firmware in QEMU (mps2-an505); prints `pty: /dev/pts/N`.
+    Qemu(qemu::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Board(args) => board::run(args),
+        Command::Qemu(args) => qemu::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
