@@ -74,6 +74,26 @@ pub struct PolicyArgs {
     /// Pin the key to a chain id (Net…); repeat for several (at most 4). Default: any chain.
     #[arg(long = "chain", value_name = "CHAIN_ID")]
     pub chains: Vec<String>,
+    /// Request kinds that also need a press of the board's button (confirm-on-device),
+    /// comma-separated, from the same names as --allow; each is also allowed. The board waits
+    /// a bounded time for the press: raise `[device] response_timeout_ms` and
+    /// `request_timeout_ms` in pawl.toml above that window.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub confirm: Vec<String>,
+}
+
+/// Parse a comma-separated list of request kind names for `flag`.
+fn kind_set(flag: &str, names: &[String]) -> anyhow::Result<KindSet> {
+    let mut kinds = KindSet::EMPTY;
+    for name in names.iter().map(|s| s.trim()) {
+        let kind = RequestKind::from_name(name).with_context(|| {
+            format!(
+                "{flag}: unknown request kind `{name}` (expected block, preattestation, attestation, generic or michelson)"
+            )
+        })?;
+        kinds = kinds.with(kind);
+    }
+    Ok(kinds)
 }
 
 impl PolicyArgs {
@@ -81,16 +101,7 @@ impl PolicyArgs {
     pub fn to_policy(&self) -> anyhow::Result<Policy> {
         let mut policy = Policy::default();
         if !self.allow.is_empty() {
-            let mut kinds = KindSet::EMPTY;
-            for name in self.allow.iter().map(|s| s.trim()) {
-                let kind = RequestKind::from_name(name).with_context(|| {
-                    format!(
-                        "--allow: unknown request kind `{name}` (expected block, preattestation, attestation, generic or michelson)"
-                    )
-                })?;
-                kinds = kinds.with(kind);
-            }
-            policy.kinds = kinds;
+            policy.kinds = kind_set("--allow", &self.allow)?;
         }
         let mut ops = OpKindSet::EMPTY;
         for name in self.allow_ops.iter().map(|s| s.trim()) {
@@ -107,6 +118,10 @@ impl PolicyArgs {
             policy.kinds = policy.kinds.with(RequestKind::Generic);
         }
         policy.ops = ops;
+        policy.confirm = kind_set("--confirm", &self.confirm)?;
+        for kind in policy.confirm.iter() {
+            policy.kinds = policy.kinds.with(kind);
+        }
         for text in &self.chains {
             let chain = ChainId::from_b58(text.trim())
                 .map_err(|e| anyhow::anyhow!("--chain: `{text}` is not a chain id: {e}"))?;
@@ -210,29 +225,38 @@ fn backend_name(b: Backend) -> &'static str {
     }
 }
 
-fn policy_parts(p: &Policy) -> (Vec<&'static str>, Vec<&'static str>, Vec<String>) {
+type PolicyParts = (
+    Vec<&'static str>,
+    Vec<&'static str>,
+    Vec<String>,
+    Vec<&'static str>,
+);
+
+fn policy_parts(p: &Policy) -> PolicyParts {
     (
         p.kinds.iter().map(|k| k.name()).collect(),
         p.ops.iter().map(|k| k.name()).collect(),
         p.chains.iter().map(|c| c.to_b58().to_string()).collect(),
+        p.confirm.iter().map(|k| k.name()).collect(),
     )
 }
 
-/// One key as JSON: `{"pkh","public_key","curve","backend","policy":{"kinds","ops","chains"}}`.
+/// One key as JSON:
+/// `{"pkh","public_key","curve","backend","policy":{"kinds","ops","chains","confirm"}}`.
 pub fn key_json(k: &KeyInfo) -> Value {
-    let (kinds, ops, chains) = policy_parts(&k.policy);
+    let (kinds, ops, chains, confirm) = policy_parts(&k.policy);
     json!({
         "pkh": k.pkh.to_b58().as_str(),
         "public_key": k.public_key.to_b58().as_str(),
         "curve": k.pkh.curve.name(),
         "backend": backend_name(k.backend),
-        "policy": {"kinds": kinds, "ops": ops, "chains": chains},
+        "policy": {"kinds": kinds, "ops": ops, "chains": chains, "confirm": confirm},
     })
 }
 
 /// One key as a line: the pkh is the first token.
 pub fn key_line(k: &KeyInfo) -> String {
-    let (kinds, ops, chains) = policy_parts(&k.policy);
+    let (kinds, ops, chains, confirm) = policy_parts(&k.policy);
     let mut line = format!(
         "{} {} {} {} allows {}",
         k.pkh,
@@ -244,10 +268,53 @@ pub fn key_line(k: &KeyInfo) -> String {
     if !ops.is_empty() {
         line.push_str(&format!(" ops {}", ops.join(",")));
     }
+    if !confirm.is_empty() {
+        line.push_str(&format!(" confirm {}", confirm.join(",")));
+    }
     if chains.is_empty() {
         line.push_str(" on any chain");
     } else {
         line.push_str(&format!(" on {}", chains.join(",")));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(allow: &[&str], confirm: &[&str]) -> PolicyArgs {
+        PolicyArgs {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            allow_ops: vec![],
+            chains: vec![],
+            confirm: confirm.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn confirm_kinds_are_confirmed_and_allowed() {
+        let policy = args(&["block"], &["attestation", "generic"])
+            .to_policy()
+            .expect("valid flags");
+        for kind in [RequestKind::Attestation, RequestKind::Generic] {
+            assert!(policy.needs_confirmation(kind), "{kind:?}");
+            assert!(policy.kinds.contains(kind), "{kind:?}");
+        }
+        assert!(!policy.needs_confirmation(RequestKind::Block));
+        assert!(policy.kinds.contains(RequestKind::Block));
+        assert!(!policy.kinds.contains(RequestKind::Preattestation));
+    }
+
+    #[test]
+    fn no_confirm_flag_confirms_nothing() {
+        let policy = args(&[], &[]).to_policy().expect("valid flags");
+        assert_eq!(policy.confirm, KindSet::EMPTY);
+    }
+
+    #[test]
+    fn unknown_confirm_kind_is_an_error_naming_the_flag() {
+        let err = args(&[], &["transfer"]).to_policy().expect_err("bad kind");
+        assert!(err.to_string().contains("--confirm"), "{err}");
+    }
 }
