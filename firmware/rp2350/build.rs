@@ -19,7 +19,7 @@ const GUARD_SIZE: u32 = 32 * 1024;
 fn main() {
     let store = FLASH_SIZE - STORE_SIZE;
     let guard = store - GUARD_SIZE;
-    assert!(store % SECTOR == 0 && guard % SECTOR == 0);
+    assert!(store.is_multiple_of(SECTOR) && guard.is_multiple_of(SECTOR));
     let image_kib = guard / 1024;
 
     let memory_x = format!(

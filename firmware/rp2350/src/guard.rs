@@ -49,7 +49,7 @@ impl<F: NorFlash> FlashGuard<F> {
         let size = u32::try_from(flash.capacity()).map_err(|_| StoreError::Io)?;
         let sector = u32::try_from(F::ERASE_SIZE).map_err(|_| StoreError::Io)?;
         // Two sectors at least: erasing the next sector must never touch the newest entry.
-        if size < 2 * sector || size % sector != 0 || sector % ENTRY != 0 {
+        if size < 2 * sector || !size.is_multiple_of(sector) || !sector.is_multiple_of(ENTRY) {
             return Err(StoreError::Io);
         }
         let mut floor = 0;
@@ -104,7 +104,7 @@ impl<F: NorFlash> FlashGuard<F> {
         let size = self.size();
         // At most one full lap over the ring looking for an erased slot in the current sector.
         for _ in 0..size / ENTRY {
-            if self.cursor % sector == 0 && !self.sector_erased(self.cursor)? {
+            if self.cursor.is_multiple_of(sector) && !self.sector_erased(self.cursor)? {
                 block_on(self.flash.erase(self.cursor, self.cursor + sector))
                     .map_err(|_| StoreError::Io)?;
             }

@@ -37,6 +37,9 @@ pub fn open(flash: &'static SharedFlash, key: &BoardKey) -> Result<FlashStore, S
 /// The board's store: the flash store, or none at all when there is no board key (or the
 /// flash could not be set up). Without one every store operation fails, so the board comes
 /// up refusing to sign or to take keys, and says so in its status.
+// One instance, in a static: the size difference costs nothing, and boxing would put the
+// store on the heap, which is sized for blst's needs only.
+#[allow(clippy::large_enum_variant)]
 pub enum BoardStore {
     /// The flash store.
     Flash(FlashStore),
