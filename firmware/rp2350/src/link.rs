@@ -38,13 +38,17 @@ pub type UsbDriver = Driver<'static, USB>;
 /// two data directions. Everything USB is built here, on the executor that runs it.
 ///
 /// IDs: `1209:0001` is the pid.codes *test* PID, fine for a self-built board on one's own
-/// machine; a distributed product needs its own VID:PID.
+/// machine; a distributed product needs its own VID:PID. The serial number is the chip's
+/// public 64-bit CHIPID (OTP rows 0–3), so `/dev/serial/by-id/` names each board stably.
 #[embassy_executor::task]
 pub async fn run(driver: UsbDriver) {
+    static SERIAL: StaticCell<[u8; 16]> = StaticCell::new();
+    let serial = SERIAL.init(hex16(embassy_rp::otp::get_chipid().unwrap_or(0)));
+
     let mut config = Config::new(0x1209, 0x0001);
     config.manufacturer = Some("pawl");
     config.product = Some("pawl Tezos signer (Pico 2)");
-    config.serial_number = None;
+    config.serial_number = core::str::from_utf8(serial).ok();
     config.max_power = 100;
     config.max_packet_size_0 = 64;
 
@@ -96,4 +100,14 @@ async fn transmit(mut tx: Sender<'static, UsbDriver>) {
             }
         }
     }
+}
+
+/// `value` as 16 lowercase hex digits.
+fn hex16(value: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, digit) in out.iter_mut().enumerate() {
+        let nibble = (value >> (60 - 4 * i)) & 0xf;
+        *digit = b"0123456789abcdef"[nibble as usize];
+    }
+    out
 }
