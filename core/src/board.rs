@@ -185,6 +185,18 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         encode_frame(id, &response, &mut self.scratch, out)
     }
 
+    /// Idle-time work: board glue calls this when no frame is waiting, and again while it
+    /// returns `Ok(true)` and nothing has arrived. Each call makes at most one durable write
+    /// ([`Store::reserve_ahead`]), moving a watermark reservation up ahead of the signatures
+    /// that would otherwise wait for it ([`Status::wear`] counts these writes). Does nothing
+    /// on a store that is refusing.
+    pub fn idle(&mut self) -> Result<bool, StoreError> {
+        if self.health != StoreHealth::Ok {
+            return Ok(false);
+        }
+        self.store.reserve_ahead()
+    }
+
     /// Answer one request.
     pub fn handle(&mut self, request: Request<'_>) -> Response {
         let response = self.answer(request).unwrap_or_else(Response::Refused);

@@ -53,6 +53,64 @@ fn ceilings_write_flash_once_per_n_levels() {
     }
 }
 
+/// Flash records written so far.
+fn records(b: &mut NorBoard) -> u32 {
+    status(b).wear.records
+}
+
+#[test]
+fn idle_time_raises_ceilings_so_signatures_do_not_wait_on_flash() {
+    let guard = SharedGuard::default();
+    let mut b = boot(SimFlash::new(PAGES), PAGES, 16, guard.clone());
+    let (pkh, pk) = import(&mut b, &secrets()[0], Policy::default());
+    // Nothing signed yet: nothing is due.
+    assert_eq!(b.idle(), Ok(false));
+    let start = records(&mut b);
+    // Level 1 crosses on the signing path (name + ceiling 17); idle finds 16 levels of
+    // headroom and writes nothing.
+    sign(&mut b, &pkh, &attestation(CHAINS[0], 1, 0, 1)).expect("sign 1");
+    assert_eq!(records(&mut b), start + 2);
+    assert_eq!(b.idle(), Ok(false));
+    // The chain's pace: one level, then idle. From level 16 on (headroom 1 < 16/8), idle
+    // raises the ceiling, so signing never writes flash again.
+    for level in 2..=100u32 {
+        let payload = attestation(CHAINS[0], level, 0, 1);
+        let before = records(&mut b);
+        let sig = sign(&mut b, &pkh, &payload).expect("sign");
+        verify_independently(&pk, &payload, &sig);
+        if level > 16 {
+            assert_eq!(records(&mut b), before, "level {level} waited on flash");
+        }
+        let mut writes = 0;
+        while b.idle().expect("idle") {
+            writes += 1;
+        }
+        assert!(writes <= 1, "level {level}: {writes} idle writes");
+    }
+    // About one write per N - 1 levels: 99 levels after level 1 → 6 ceilings ahead.
+    assert_eq!(records(&mut b) - start, 2 + 6);
+    // What idle reserved is a real ceiling: after a restart all of it is refused, and the
+    // next level above it signs.
+    let mut b = reboot(b, 16, &guard);
+    let ceiling = match b.handle(Request::ExportWatermarks { start: 0 }) {
+        Response::Watermarks { entries, .. } => entries[0].level,
+        other => panic!("export: {other:?}"),
+    };
+    assert!(ceiling > 100, "ceiling {ceiling}");
+    for level in [101, ceiling] {
+        assert!(matches!(
+            sign(&mut b, &pkh, &attestation(CHAINS[0], level, 0, 2)),
+            Err(Refusal::Watermark(_))
+        ));
+    }
+    sign(&mut b, &pkh, &attestation(CHAINS[0], ceiling + 1, 0, 2)).expect("above");
+    // Marks not signed since this boot are never raised by idle.
+    let other = attestation(CHAINS[1], 5, 0, 1);
+    sign(&mut b, &pkh, &other).expect("chain 1");
+    let mut b = reboot(b, 16, &guard);
+    assert_eq!(b.idle(), Ok(false));
+}
+
 #[test]
 fn after_restart_everything_up_to_the_ceiling_is_refused() {
     let guard = SharedGuard::default();

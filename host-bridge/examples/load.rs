@@ -1,7 +1,15 @@
 //! Load test: tz1 attestations with increasing levels through HTTP → bridge → pty →
-//! virtual board, against signing in process, in one run.
+//! `pawl-sim board --pty` (a separate process), against signing in process, in one run.
 //!
-//! `cargo run --release -p pawl-bridge --example load -- [clients] [seconds] [pipeline]`
+//! ```text
+//! cargo build --release -p pawl-hsm-sim
+//! cargo run --release -p pawl-bridge --example load -- [clients] [seconds] [pipeline]
+//! ```
+//!
+//! Each client is one keep-alive HTTP/1.1 connection asking for attestations on its own chain,
+//! one level after the other, the next request as soon as the last answer arrived. The
+//! in-process run answers the same frames with `handle_frame` directly, calling the board's
+//! idle-time work between requests as board glue does.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -9,6 +17,8 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +26,6 @@ use pawl_bridge::link::{Link, LinkSettings, SerialConnector};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{MAX_FRAME, Mode, Request, encode_frame};
 use pawl_core::sim::VirtualBoard;
-use support::pty::PtyBoard;
 use support::*;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -79,6 +88,7 @@ fn in_process(seconds: u64) {
             .handle_frame(&mut frame[..n - 1], &mut out)
             .expect("sign");
         lat.push(t.elapsed());
+        while board.idle().expect("idle") {}
         level += 1;
     }
     report("in process (board.handle_frame)", lat, start.elapsed());
@@ -125,13 +135,9 @@ fn main() {
     in_process(seconds);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let pty = PtyBoard::start(
-        &dir.path().join("board"),
-        Mode::Provisioning,
-        &dir.path().join("tty"),
-    );
+    let sim = SimBoard::start(&dir.path().join("board"));
     let link = Link::start(
-        Box::new(SerialConnector::new(&pty.link_path, 115_200)),
+        Box::new(SerialConnector::new(&sim.pty, 115_200)),
         LinkSettings {
             pipeline,
             ..LinkSettings::default()
@@ -170,5 +176,49 @@ fn main() {
         all,
         start.elapsed(),
     );
-    drop(pty);
+    drop(sim);
+}
+
+/// `pawl-sim board --pty` as a child process (killed on drop).
+struct SimBoard {
+    child: Child,
+    pty: PathBuf,
+}
+
+impl SimBoard {
+    fn start(home: &Path) -> SimBoard {
+        let exe = std::env::current_exe().expect("current exe");
+        // target/release/examples/load → target/release/pawl-sim
+        let sim = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("pawl-sim"))
+            .filter(|p| p.exists())
+            .expect(
+                "pawl-sim not found next to this example: cargo build --release -p pawl-hsm-sim",
+            );
+        let mut child = Command::new(sim)
+            .args(["board", "--pty", "--home"])
+            .arg(home)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start pawl-sim");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("pty line");
+        let pty = line
+            .trim()
+            .strip_prefix("pty: ")
+            .unwrap_or_else(|| panic!("pawl-sim printed {line:?}"))
+            .into();
+        SimBoard { child, pty }
+    }
+}
+
+impl Drop for SimBoard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -86,13 +86,16 @@ fn serve(board: &mut VirtualBoard, pty: &Pty, shutdown: &mut Shutdown) -> io::Re
     // When the last byte of an unfinished frame arrived.
     let mut partial_since: Option<Instant> = None;
 
+    // Whether the board may have idle-time work (ceiling reservations) to do.
+    let mut idle_work = false;
+
     loop {
-        let timeout = partial_since.map(|t| {
-            FRAME_IDLE
-                .saturating_sub(t.elapsed())
-                .try_into()
-                .unwrap_or_default()
-        });
+        let wait = if idle_work && partial_since.is_none() {
+            Some(Duration::ZERO)
+        } else {
+            partial_since.map(|t| FRAME_IDLE.saturating_sub(t.elapsed()))
+        };
+        let timeout = wait.map(|d| d.try_into().unwrap_or_default());
         let (sig, ready, hup) = {
             let mut fds = [
                 PollFd::new(shutdown, PollFlags::IN),
@@ -127,6 +130,7 @@ fn serve(board: &mut VirtualBoard, pty: &Pty, shutdown: &mut Shutdown) -> io::Re
                     None => {}
                     Some(Ok(len)) => {
                         frames += 1;
+                        idle_work = true;
                         if !pty.write_all(&out[..len], WRITE_TIMEOUT)? {
                             eprintln!("pawl-sim: nobody read a response; discarded it");
                         }
@@ -140,6 +144,15 @@ fn serve(board: &mut VirtualBoard, pty: &Pty, shutdown: &mut Shutdown) -> io::Re
                     _ => Some(Instant::now()),
                 };
             }
+        } else if idle_work && !sig && partial_since.is_none() {
+            // Nothing waiting: one reservation write, then look at the port again.
+            idle_work = match board.idle() {
+                Ok(more) => more,
+                Err(e) => {
+                    eprintln!("pawl-sim: idle-time reservation failed: {e}");
+                    false
+                }
+            };
         } else if hup {
             // Only without our own slave descriptor; wait for a client to come back.
             std::thread::sleep(Duration::from_millis(20));

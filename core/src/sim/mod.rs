@@ -108,6 +108,11 @@ impl VirtualBoard {
         &self.board
     }
 
+    /// Idle-time work; see [`Board::idle`].
+    pub fn idle(&mut self) -> Result<bool, crate::store::StoreError> {
+        self.board.idle()
+    }
+
     /// Answer one frame (without its terminating zero; modified in place); the response
     /// frame, zero included, is written to `out`. See [`Board::handle_frame`].
     pub fn handle_frame(&mut self, frame: &mut [u8], out: &mut [u8]) -> Result<usize, FrameError> {

@@ -100,6 +100,15 @@ pub trait Store {
     /// Save the key in `slot` (new key, or a policy change), durably.
     fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError>;
 
+    /// Idle-time work, for board glue to call when no request is waiting: raise, by one
+    /// durable write, the reservation of a mark that the next signature would otherwise have
+    /// to raise on its own path. `Ok(true)`: something was written (call again while still
+    /// idle); `Ok(false)`: nothing is due. Only ever moves a stored position up, so it can
+    /// never let anything be signed that [`Store::persist_mark`] would not have allowed.
+    fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// Flash wear so far (zero for stores without flash).
     fn wear(&self) -> WearCounters {
         WearCounters::default()

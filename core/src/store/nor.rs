@@ -33,6 +33,11 @@
 //! board refuses everything up to N levels ahead of where it was — a few missed slots, never a
 //! double signature. N = 0 stores exact positions.
 //!
+//! Board glue calls [`Store::reserve_ahead`] when no request is waiting: a mark signed to
+//! within N/8 levels of its ceiling (2 for N = 16) gets its next ceiling then, so at the
+//! chain's pace no signature waits on flash. Marks not signed since boot are left alone (their
+//! ceilings stay where the last run left them).
+//!
 //! # Power failure, step by step
 //!
 //! 1. Cut before a ceiling record is complete: its CRC fails, the item is ignored, the previous
@@ -120,6 +125,8 @@ struct MarkSlot {
     index: u8,
     /// Stored ceiling; `None` when the name was written but no ceiling yet.
     ceiling: Option<(u32, u32)>,
+    /// Highest level made durable through [`Store::persist_mark`] since boot (RAM only).
+    signed: Option<u32>,
 }
 
 /// The board's store over a [`NorFlash`] region, with a [`RollbackGuard`].
@@ -277,6 +284,16 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         self.write(key, seq, &body[..len])
     }
 
+    /// Write the ceiling of mark slot `i` and remember it.
+    fn write_ceiling(&mut self, i: usize, target: (u32, u32)) -> Result<(), StoreError> {
+        let mut fields = [0u8; 8];
+        fields[..4].copy_from_slice(&target.0.to_le_bytes());
+        fields[4..].copy_from_slice(&target.1.to_le_bytes());
+        self.write_authenticated(map_key(TAG_CEILING, self.marks[i].index), &fields)?;
+        self.marks[i].ceiling = Some(target);
+        Ok(())
+    }
+
     /// Read every record: marks into RAM, keys opened and returned (newest per slot).
     fn scan(&mut self) -> Result<heapless::Vec<(u8, StoredKey), MAX_KEYS>, StoreError> {
         self.marks.clear();
@@ -343,6 +360,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                                     id,
                                     index,
                                     ceiling: None,
+                                    signed: None,
                                 })
                                 .map_err(|_| StoreError::Corrupted)?,
                         }
@@ -460,9 +478,12 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
 
     fn persist_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
         let found = self.marks.iter().position(|m| m.id == *id);
-        if let Some(ceiling) = found.and_then(|i| self.marks[i].ceiling)
+        if let Some(i) = found
+            && let Some(ceiling) = self.marks[i].ceiling
             && (level, round) <= ceiling
         {
+            let slot = &mut self.marks[i];
+            slot.signed = Some(slot.signed.map_or(level, |s| s.max(level)));
             return Ok(());
         }
         let target = if self.ceiling_ahead == 0 {
@@ -486,17 +507,46 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
                         id: *id,
                         index,
                         ceiling: None,
+                        signed: None,
                     })
                     .map_err(|_| StoreError::Full)?;
                 self.marks.len() - 1
             }
         };
-        let mut fields = [0u8; 8];
-        fields[..4].copy_from_slice(&target.0.to_le_bytes());
-        fields[4..].copy_from_slice(&target.1.to_le_bytes());
-        self.write_authenticated(map_key(TAG_CEILING, self.marks[i].index), &fields)?;
-        self.marks[i].ceiling = Some(target);
+        self.write_ceiling(i, target)?;
+        let slot = &mut self.marks[i];
+        slot.signed = Some(slot.signed.map_or(level, |s| s.max(level)));
         Ok(())
+    }
+
+    fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
+        if self.ceiling_ahead == 0 {
+            return Ok(false);
+        }
+        // The mark with the least headroom left between what was signed since boot and its
+        // ceiling, if that is under an eighth of N (2 levels for N = 16): raising it now costs
+        // about one extra write per N levels and spares the next signature the flash wait.
+        let due = (self.ceiling_ahead / 8).max(1);
+        let closest = self
+            .marks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, m.ceiling?.0.saturating_sub(m.signed?))))
+            .filter(|&(_, headroom)| headroom < due)
+            .min_by_key(|&(_, headroom)| headroom);
+        let Some((i, _)) = closest else {
+            return Ok(false);
+        };
+        let Some(signed) = self.marks[i].signed else {
+            return Ok(false);
+        };
+        let target = (signed.saturating_add(self.ceiling_ahead), u32::MAX);
+        if self.marks[i].ceiling.is_some_and(|c| target <= c) {
+            // Saturated at the top of the level range: nothing higher to reserve.
+            return Ok(false);
+        }
+        self.write_ceiling(i, target)?;
+        Ok(true)
     }
 
     fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError> {

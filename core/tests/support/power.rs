@@ -390,6 +390,10 @@ pub fn random_cuts(seed: u64, target: usize) -> usize {
                     Step::Refused(Refusal::Store(_)) => break,
                     Step::Refused(_) => {}
                 }
+                // Board glue's idle-time reservation, sometimes: its writes get cut too.
+                if rng.below(3) == 0 && board.idle().is_err() {
+                    break;
+                }
             }
             let flash = board.into_store().into_flash();
             if flash.is_off() {

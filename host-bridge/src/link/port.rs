@@ -162,14 +162,33 @@ impl VirtualConnector {
                 };
                 let mut frames = Box::new(FrameAccumulator::<MAX_FRAME>::new());
                 let mut out = vec![0u8; MAX_FRAME];
+                // Whether the board may have idle-time work (ceiling reservations) to do.
+                let mut idle_work = false;
                 // Ends (and releases the board's lock) when every port and the connector are gone.
-                while let Ok(bytes) = inbox.recv() {
+                loop {
+                    let bytes = match inbox.try_recv() {
+                        Ok(bytes) => bytes,
+                        Err(mpsc::TryRecvError::Empty) if idle_work => {
+                            // Nothing waiting: one reservation write, then look again.
+                            idle_work = board.idle().unwrap_or_else(|e| {
+                                tracing::warn!("virtual board idle-time reservation failed: {e}");
+                                false
+                            });
+                            continue;
+                        }
+                        Err(mpsc::TryRecvError::Empty) => match inbox.recv() {
+                            Ok(bytes) => bytes,
+                            Err(_) => return,
+                        },
+                        Err(mpsc::TryRecvError::Disconnected) => return,
+                    };
                     let mut input = &bytes[..];
                     let mut answers = Vec::new();
                     while !input.is_empty() {
                         let (used, fed) = frames.feed(input);
                         input = &input[used..];
                         if let Fed::Frame(frame) = fed {
+                            idle_work = true;
                             match board.handle_frame(frame, &mut out) {
                                 Ok(n) => answers.extend_from_slice(&out[..n]),
                                 Err(e) => tracing::error!("virtual board could not answer: {e}"),
