@@ -72,7 +72,7 @@ impl HostFlash {
             }
         };
         let mut flash = HostFlash { file };
-        let len = flash.file.len()?;
+        let len = flash.file.size()?;
         if len > SIZE {
             return Err(FlashError::OutOfBounds);
         }

@@ -55,7 +55,7 @@ impl HostFile {
     }
 
     /// The file's length in bytes.
-    pub fn len(&self) -> Result<usize, HostError> {
+    pub fn size(&self) -> Result<usize, HostError> {
         // SAFETY: SYS_FLEN takes only the handle and touches no guest memory.
         let n = unsafe { syscall!(FLEN, self.handle) };
         if isize::try_from(n).is_err() {
@@ -151,9 +151,10 @@ pub fn clock_cs() -> Result<u32, HostError> {
 /// The command line QEMU hands the guest (`-semihosting-config arg=…`), into `buf`.
 pub fn cmdline(buf: &mut [u8]) -> Result<&str, HostError> {
     let mut block = [buf.as_mut_ptr() as usize, buf.len()];
-    // SAFETY: SYS_GET_CMDLINE writes at most `block[1]` bytes into `buf` (exclusively
-    // borrowed) and the actual length back into `block[1]`.
-    let r = unsafe { cortex_m_semihosting::syscall(nr::GET_CMDLINE, &mut block) };
+    // SAFETY: SYS_GET_CMDLINE writes at most `block[1]` bytes into `buf` and the actual length
+    // back into `block[1]`; both are exclusively borrowed, and passed as a raw pointer derived
+    // from `&mut` (the call's asm clobbers memory, so the write-back is seen).
+    let r = unsafe { cortex_m_semihosting::syscall1(nr::GET_CMDLINE, block.as_mut_ptr() as usize) };
     if r != 0 {
         return Err(HostError);
     }

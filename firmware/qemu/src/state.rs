@@ -36,7 +36,7 @@ impl FileGuard {
                 HostFile::open(path, Open::ReadWrite)?
             }
         };
-        let value = match file.len()? {
+        let value = match file.size()? {
             0 => 0,
             4 => {
                 let mut bytes = [0u8; 4];
@@ -102,7 +102,7 @@ pub fn board_key(entropy: &mut HostEntropy) -> Result<BoardKey, HostError> {
     let mut bytes = [0u8; 32];
     match HostFile::open(path, Open::Read) {
         Ok(mut file) => {
-            if file.len()? != bytes.len() {
+            if file.size()? != bytes.len() {
                 return Err(HostError);
             }
             file.read_at(0, &mut bytes)?;
