@@ -61,6 +61,9 @@ pub async fn run(board: &'static mut FirmwareBoard) {
                 }
             }
         } else {
+            // Nothing half-received: while no byte waits, raise watermark reservations ahead
+            // of the signatures that would otherwise wait for flash (one write per call).
+            while RX.is_empty() && matches!(board.idle(), Ok(true)) {}
             RX.read(&mut chunk).await
         };
         let mut rest = &chunk[..n];
