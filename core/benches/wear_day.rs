@@ -45,6 +45,7 @@ fn main() {
                 sign(b, pkh, &consensus(0x12, 20, CHAINS[0], level, 0, 1)).expect("pre");
                 sign(b, pkh, &consensus(0x13, 21, CHAINS[0], level, 0, 1)).expect("att");
             }
+            while b.idle().expect("idle") {}
         }
     };
     day_one(&mut b, 1);
@@ -55,6 +56,8 @@ fn main() {
             sign(&mut b, pkh, &consensus(0x12, 20, CHAINS[0], level, 0, 1)).expect("pre");
             sign(&mut b, pkh, &consensus(0x13, 21, CHAINS[0], level, 0, 1)).expect("att");
         }
+        // The seconds between levels: board glue's idle-time work.
+        while b.idle().expect("idle") {}
     }
     let elapsed = t.elapsed();
     let end = wear(&mut b);

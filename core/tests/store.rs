@@ -347,6 +347,8 @@ fn wear_model_matches_measured_counters() {
             sign(&mut b, pkh, &consensus(0x12, 20, CHAINS[0], level, 0, 1)).expect("pre");
             sign(&mut b, pkh, &consensus(0x13, 21, CHAINS[0], level, 0, 1)).expect("att");
         }
+        // The seconds between levels: board glue's idle-time work.
+        while b.idle().expect("idle") {}
     }
     let end = status(&mut b).wear;
     let signatures = f64::from(levels * 8);

@@ -116,12 +116,23 @@ impl WearModel {
     /// number, 8 bytes of position and an 8-byte MAC, padded to the word.
     pub const CEILING_RECORD_BYTES: u32 = 8 + (2 + 4 + 8 + 8u32).div_ceil(4) * 4;
 
+    /// Levels one ceiling record covers for a mark signed every level, with board glue doing
+    /// its idle-time work between levels ([`super::Store::reserve_ahead`]): the ceiling is
+    /// raised to `signed + N` once fewer than max(1, N/8) levels of headroom are left, so a
+    /// record lasts N − max(1, N/8) + 1 levels (15 for N = 16). N = 0 writes every level.
+    pub fn levels_per_record(&self) -> u32 {
+        match self.ceiling_ahead {
+            0 => 1,
+            n => n - (n / 8).max(1) + 1,
+        }
+    }
+
     /// Evaluate the model.
     pub fn estimate(&self) -> WearEstimate {
         let levels_per_day = 86_400.0 / f64::from(self.block_time_s.max(1));
         let signatures_per_day =
             f64::from(self.keys) * f64::from(self.marks_per_key) * levels_per_day;
-        let records_per_day = signatures_per_day / f64::from(self.ceiling_ahead.max(1));
+        let records_per_day = signatures_per_day / f64::from(self.levels_per_record());
         let bytes_per_day = records_per_day * f64::from(self.record_bytes);
         let usable = f64::from(self.page_bytes.saturating_sub(self.live_bytes).max(1));
         let erases_per_day = bytes_per_day / usable;
