@@ -16,6 +16,13 @@
 //!
 //! The caller ([`crate::board::Board`]) checks, then makes the new mark durable through the
 //! [`crate::store::Store`], then signs, then [`Watermarks::record`]s. A refusal changes nothing.
+//!
+//! Host-held keys (Azure Key Vault) sign in two steps: after the durable write the mark is
+//! [`Watermarks::approve`]d — raised to the position with the request's hash but no signature,
+//! so the approved digest counts as signed for everything else at that position — and later
+//! [`Watermarks::complete`]d with the signature the board verified. An approved mark answers
+//! [`Watermarks::is_approved`] for the identical request (the same digest may be approved
+//! again; nothing new becomes signable) and refuses every other request at or below it.
 //! The table is bounded: a full table refuses a new (chain, key, kind) rather than evicting.
 
 use core::fmt;
@@ -302,6 +309,72 @@ impl<const N: usize> Watermarks<N> {
             signature: Some(signature),
         };
         self.raise_to(id, mark)
+    }
+
+    /// Host-held keys: raise the mark to (`level`, `round`) for the request hashing to `hash`,
+    /// with no signature yet. Strictly above the current mark, or refused (changing nothing).
+    pub fn approve(
+        &mut self,
+        id: &MarkId,
+        level: u32,
+        round: u32,
+        hash: [u8; 32],
+    ) -> Result<(), WatermarkError> {
+        let mark = Mark {
+            level,
+            round,
+            hash: Some(hash),
+            signature: None,
+        };
+        self.raise_to(id, mark)
+    }
+
+    /// Whether the mark is exactly an approval of this request (same position, same hash, no
+    /// signature recorded yet).
+    pub fn is_approved(&self, id: &MarkId, level: u32, round: u32, hash: &[u8; 32]) -> bool {
+        self.get(id).is_some_and(|m| {
+            (m.level, m.round) == (level, round) && m.hash == Some(*hash) && m.signature.is_none()
+        })
+    }
+
+    /// Host-held keys: record the verified `signature` for an approval made by
+    /// [`Watermarks::approve`]. Refused (changing nothing) unless the mark is still exactly
+    /// that approval.
+    pub fn complete(
+        &mut self,
+        id: &MarkId,
+        level: u32,
+        round: u32,
+        hash: &[u8; 32],
+        signature: Signature,
+    ) -> Result<(), WatermarkError> {
+        if !self.is_approved(id, level, round, hash) {
+            return Err(match self.get(id) {
+                Some(m) if (m.level, m.round) == (level, round) => WatermarkError::DifferentData {
+                    kind: id.kind,
+                    level,
+                    round,
+                },
+                Some(m) => WatermarkError::NotAbove {
+                    kind: id.kind,
+                    level,
+                    round,
+                    mark_level: m.level,
+                    mark_round: m.round,
+                },
+                None => WatermarkError::NotAbove {
+                    kind: id.kind,
+                    level,
+                    round,
+                    mark_level: 0,
+                    mark_round: 0,
+                },
+            });
+        }
+        if let Some((_, m)) = self.entries.iter_mut().find(|(i, _)| i == id) {
+            m.signature = Some(signature);
+        }
+        Ok(())
     }
 
     /// Raise a mark to a bare position (watermark import): strictly above, or refused.

@@ -13,10 +13,16 @@
 //! 5. confirm-on-device, when the policy asks for it;
 //! 6. **make the mark durable** ([`Store::persist_mark`]);
 //! 7. sign; record the signature in RAM; release it.
+//!
+//! A **host-held** key (Azure Key Vault, [`Backend::HostHeld`]) stops after step 6 with
+//! [`Response::DigestApproved`] and finishes when the host brings the signature back: see
+//! [`host_held`] for that flow and its rules.
+
+mod host_held;
 
 use crate::digest::blake2b_256;
 use crate::keys::{
-    Curve, Entropy, KeyError, KeyPair, PublicKey, PublicKeyHash, Signature, SigningVersion,
+    Curve, Entropy, KeyError, KeyPair, PublicKey, PublicKeyHash, SecretBytes, SigningVersion,
     TezosSigner,
 };
 use crate::policy::Policy;
@@ -62,17 +68,81 @@ pub struct BoardInfo {
     pub board: &'static str,
 }
 
+/// Where a key's secret is: in the board, or with the host (the board keeps the public key).
+// No heap on the board to box the key pair into; the table holds at most `MAX_KEYS` of these.
+#[allow(clippy::large_enum_variant)]
+enum Material {
+    OnBoard(KeyPair),
+    HostHeld {
+        public: PublicKey,
+        pkh: PublicKeyHash,
+    },
+}
+
+impl Material {
+    fn pkh(&self) -> &PublicKeyHash {
+        match self {
+            Material::OnBoard(pair) => pair.pkh(),
+            Material::HostHeld { pkh, .. } => pkh,
+        }
+    }
+
+    fn public_key(&self) -> &PublicKey {
+        match self {
+            Material::OnBoard(pair) => pair.public_key(),
+            Material::HostHeld { public, .. } => public,
+        }
+    }
+
+    fn curve(&self) -> Curve {
+        self.public_key().curve()
+    }
+
+    fn backend(&self) -> Backend {
+        match self {
+            Material::OnBoard(_) => Backend::OnBoard,
+            Material::HostHeld { .. } => Backend::HostHeld,
+        }
+    }
+
+    /// What the store keeps: the sealed secret, or the public key of a host-held key.
+    fn stored(&self, policy: &Policy) -> StoredKey {
+        match self {
+            Material::OnBoard(pair) => StoredKey {
+                curve: pair.curve(),
+                secret: pair.to_secret(),
+                policy: policy.clone(),
+                host_public: None,
+            },
+            Material::HostHeld { public, .. } => StoredKey {
+                curve: public.curve(),
+                secret: SecretBytes::zero(),
+                policy: policy.clone(),
+                host_public: Some(*public),
+            },
+        }
+    }
+
+    fn from_stored(key: &StoredKey) -> Result<Material, KeyError> {
+        match &key.host_public {
+            None => KeyPair::from_secret(key.curve, &key.secret).map(Material::OnBoard),
+            Some(public) if public.curve() == key.curve => host_held::material(*public),
+            Some(_) => Err(KeyError::CurveMismatch),
+        }
+    }
+}
+
 struct KeySlot {
-    pair: KeyPair,
+    material: Material,
     policy: Policy,
 }
 
 impl KeySlot {
     fn info(&self) -> KeyInfo {
         KeyInfo {
-            pkh: *self.pair.pkh(),
-            public_key: *self.pair.public_key(),
-            backend: Backend::OnBoard,
+            pkh: *self.material.pkh(),
+            public_key: *self.material.public_key(),
+            backend: self.material.backend(),
             policy: self.policy.clone(),
         }
     }
@@ -96,6 +166,8 @@ pub struct Board<S: Store, E: Entropy, P: Presence> {
     keys: heapless::Vec<KeySlot, MAX_KEYS>,
     marks: Watermarks<MAX_MARKS>,
     counters: Counters,
+    /// The one host-held signature approved and not yet released ([`host_held`]).
+    pending: Option<host_held::Pending>,
     scratch: [u8; MAX_RESPONSE],
 }
 
@@ -117,6 +189,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             keys: heapless::Vec::new(),
             marks: Watermarks::new(),
             counters: Counters::default(),
+            pending: None,
             scratch: [0; MAX_RESPONSE],
         };
         board.reload();
@@ -125,6 +198,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
 
     /// Load keys and marks from the store; on failure hold nothing and refuse to sign.
     fn reload(&mut self) {
+        self.pending = None;
         self.keys.clear();
         self.marks = Watermarks::new();
         self.health = match self.load() {
@@ -142,10 +216,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         let marks = &mut self.marks;
         self.store.load(&mut |record| match record {
             Record::Key { key, .. } => {
-                let pair = KeyPair::from_secret(key.curve, &key.secret)
-                    .map_err(|_| StoreError::Corrupted)?;
+                let material = Material::from_stored(key).map_err(|_| StoreError::Corrupted)?;
                 keys.push(KeySlot {
-                    pair,
+                    material,
                     policy: key.policy.clone(),
                 })
                 .map_err(|_| StoreError::Corrupted)
@@ -224,13 +297,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 self.keys.iter().map(KeySlot::info).collect(),
             )),
             Request::PublicKey { pkh } => {
-                Ok(Response::PublicKey(*self.slot(&pkh)?.pair.public_key()))
+                Ok(Response::PublicKey(*self.slot(&pkh)?.material.public_key()))
             }
             Request::Sign {
                 pkh,
                 version,
                 payload,
-            } => self.sign(&pkh, version, payload).map(Response::Signature),
+            } => self.sign(&pkh, version, payload),
             Request::ProvePossession { pkh, override_pk } => {
                 self.healthy()?;
                 let slot = self.slot(&pkh)?;
@@ -239,16 +312,19 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     Some(_) => return Err(Refusal::Key(KeyError::PossessionNeedsBls)),
                     None => None,
                 };
-                Ok(Response::Signature(
-                    slot.pair.prove_possession(override_pk.as_ref())?,
-                ))
+                match &slot.material {
+                    Material::OnBoard(pair) => Ok(Response::Signature(
+                        pair.prove_possession(override_pk.as_ref())?,
+                    )),
+                    Material::HostHeld { .. } => Err(Refusal::Key(KeyError::PossessionNeedsBls)),
+                }
             }
             Request::Status => Ok(Response::Status(self.status())),
             Request::ExportWatermarks { start } => Ok(self.export(start)),
             Request::GenerateKey { curve, policy } => {
                 self.provisioning()?;
                 let pair = KeyPair::generate(curve, &mut self.entropy)?;
-                self.add_key(pair, policy)
+                self.add_key(Material::OnBoard(pair), policy)
             }
             Request::ImportKey {
                 curve,
@@ -257,7 +333,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             } => {
                 self.provisioning()?;
                 let pair = KeyPair::from_secret(curve, &secret)?;
-                self.add_key(pair, policy)
+                self.add_key(Material::OnBoard(pair), policy)
             }
             Request::SetPolicy { pkh, policy } => {
                 self.provisioning()?;
@@ -265,9 +341,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
                     capacity: capacity_u16(MAX_KEYS),
                 })?;
-                let stored = self.stored_key(&self.keys[index].pair, &policy);
+                let stored = self.keys[index].material.stored(&policy);
                 self.store.persist_key(slot_no, &stored)?;
                 self.keys[index].policy = policy;
+                // An approval made under the old policy is not released under the new one.
+                if self.pending.as_ref().is_some_and(|p| p.key == pkh) {
+                    self.pending = None;
+                }
                 Ok(Response::KeyInfo(self.keys[index].info()))
             }
             Request::ImportWatermark {
@@ -298,7 +378,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 self.healthy()?;
                 Ok(Response::Done)
             }
-            Request::HsmReply { .. } | Request::HostSignature { .. } => Err(Refusal::NoPendingSign),
+            Request::RegisterHostKey { public_key, policy } => {
+                self.provisioning()?;
+                let material = host_held::material(public_key)?;
+                self.add_key(material, policy)
+            }
+            Request::HostSignature { pkh, signature } => self.host_signature(&pkh, signature),
+            Request::HsmReply { .. } => Err(Refusal::NoPendingSign),
         }
     }
 
@@ -319,7 +405,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     fn index(&self, pkh: &PublicKeyHash) -> Result<usize, Refusal> {
         self.keys
             .iter()
-            .position(|k| k.pair.pkh() == pkh)
+            .position(|k| k.material.pkh() == pkh)
             .ok_or(Refusal::UnknownKey { pkh: *pkh })
     }
 
@@ -327,18 +413,11 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         self.index(pkh).map(|i| &self.keys[i])
     }
 
-    fn stored_key(&self, pair: &KeyPair, policy: &Policy) -> StoredKey {
-        StoredKey {
-            curve: pair.curve(),
-            secret: pair.to_secret(),
-            policy: policy.clone(),
-        }
-    }
-
-    fn add_key(&mut self, pair: KeyPair, policy: Policy) -> Result<Response, Refusal> {
+    fn add_key(&mut self, material: Material, policy: Policy) -> Result<Response, Refusal> {
         self.healthy()?;
-        if self.index(pair.pkh()).is_ok() {
-            return Err(Refusal::KeyExists { pkh: *pair.pkh() });
+        let pkh = *material.pkh();
+        if self.index(&pkh).is_ok() {
+            return Err(Refusal::KeyExists { pkh });
         }
         let full = Refusal::KeyTableFull {
             capacity: capacity_u16(MAX_KEYS),
@@ -347,9 +426,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             return Err(full);
         }
         let slot_no = u8::try_from(self.keys.len()).map_err(|_| full)?;
-        let stored = self.stored_key(&pair, &policy);
+        let stored = material.stored(&policy);
         self.store.persist_key(slot_no, &stored)?;
-        let slot = KeySlot { pair, policy };
+        let slot = KeySlot { material, policy };
         let info = slot.info();
         self.keys.push(slot).map_err(|_| full)?;
         Ok(Response::KeyInfo(info))
@@ -360,7 +439,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         pkh: &PublicKeyHash,
         version: SigningVersion,
         payload: &[u8],
-    ) -> Result<Signature, Refusal> {
+    ) -> Result<Response, Refusal> {
         self.healthy()?;
         let index = self.index(pkh)?;
         if payload.len() > MAX_SIGN_PAYLOAD {
@@ -371,7 +450,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         }
         let parsed = request::parse(payload)?;
         let slot = &self.keys[index];
-        let is_bls = slot.pair.curve() == Curve::Bls12_381;
+        let is_bls = slot.material.curve() == Curve::Bls12_381;
         slot.policy.check(&parsed, is_bls)?;
         // Checked here, not only in `try_sign`, so a bad version is refused before the
         // watermark moves.
@@ -388,10 +467,14 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     kind,
                 };
                 let hash = blake2b_256(payload);
+                if self.marks.is_approved(&id, c.level, c.round, &hash) {
+                    // Host-held only: the same digest, already approved and durable, again.
+                    return Ok(self.reapprove(pkh, id, c.level, c.round, hash));
+                }
                 if let Verdict::Repeat(signature) =
                     self.marks.check(&id, c.level, c.round, &hash)?
                 {
-                    return Ok(signature);
+                    return Ok(Response::Signature(signature));
                 }
                 Some((id, c.level, c.round, hash))
             }
@@ -407,11 +490,18 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             self.store.persist_mark(id, *level, *round)?;
             self.counters.mark_writes = self.counters.mark_writes.saturating_add(1);
         }
-        let signature = self.keys[index].pair.try_sign(payload, version)?;
+        let pair = match &self.keys[index].material {
+            Material::OnBoard(pair) => pair,
+            Material::HostHeld { .. } => {
+                let digest = blake2b_256(payload);
+                return self.approve(pkh, digest, mark.map(|(id, l, r, _)| (id, l, r)));
+            }
+        };
+        let signature = pair.try_sign(payload, version)?;
         if let Some((id, level, round, hash)) = mark {
             self.marks.record(&id, level, round, hash, signature)?;
         }
-        Ok(signature)
+        Ok(Response::Signature(signature))
     }
 
     fn status(&self) -> Status {

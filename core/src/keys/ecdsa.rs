@@ -58,6 +58,14 @@ pub(super) fn secp256k1_verify(
     message: &[u8],
     sig: &[u8; 64],
 ) -> Result<(), KeyError> {
+    secp256k1_verify_digest(pk, &blake2b_256(message), sig)
+}
+
+pub(super) fn secp256k1_verify_digest(
+    pk: &[u8; 33],
+    digest: &[u8; 32],
+    sig: &[u8; 64],
+) -> Result<(), KeyError> {
     let vk =
         k256::ecdsa::VerifyingKey::from_sec1_bytes(pk).map_err(|_| KeyError::InvalidPublicKey)?;
     let sig = k256::ecdsa::Signature::from_slice(sig).map_err(|_| KeyError::BadSignature)?;
@@ -65,15 +73,23 @@ pub(super) fn secp256k1_verify(
     if sig.normalize_s() != sig {
         return Err(KeyError::BadSignature);
     }
-    vk.verify_prehash(&blake2b_256(message), &sig)
+    vk.verify_prehash(digest, &sig)
         .map_err(|_| KeyError::BadSignature)
 }
 
 pub(super) fn p256_verify(pk: &[u8; 33], message: &[u8], sig: &[u8; 64]) -> Result<(), KeyError> {
+    p256_verify_digest(pk, &blake2b_256(message), sig)
+}
+
+pub(super) fn p256_verify_digest(
+    pk: &[u8; 33],
+    digest: &[u8; 32],
+    sig: &[u8; 64],
+) -> Result<(), KeyError> {
     let vk =
         p256::ecdsa::VerifyingKey::from_sec1_bytes(pk).map_err(|_| KeyError::InvalidPublicKey)?;
     let sig = p256::ecdsa::Signature::from_slice(sig).map_err(|_| KeyError::BadSignature)?;
-    vk.verify_prehash(&blake2b_256(message), &sig)
+    vk.verify_prehash(digest, &sig)
         .map_err(|_| KeyError::BadSignature)
 }
 

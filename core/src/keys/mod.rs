@@ -50,6 +50,12 @@ pub enum KeyError {
     BadSignature,
     /// The signature is for a different curve than the key.
     CurveMismatch,
+    /// Only secp256k1 (tz2) and P-256 (tz3) keys can be held by a host key service (Azure Key
+    /// Vault has neither Ed25519 nor BLS, and BLS signs the message, not a digest).
+    NotHostHeldCurve {
+        /// The key's curve.
+        curve: Curve,
+    },
 }
 
 impl fmt::Display for KeyError {
@@ -70,6 +76,10 @@ impl fmt::Display for KeyError {
             }
             KeyError::BadSignature => f.write_str("signature does not verify"),
             KeyError::CurveMismatch => f.write_str("signature and key are of different curves"),
+            KeyError::NotHostHeldCurve { curve } => write!(
+                f,
+                "a {curve} key cannot be host-held: only secp256k1 (tz2) and P-256 (tz3)"
+            ),
         }
     }
 }
@@ -248,6 +258,24 @@ impl PublicKey {
                 version.check()?;
                 bls::verify(pk, message, sig, version)
             }
+            _ => Err(KeyError::CurveMismatch),
+        }
+    }
+
+    /// Check an ECDSA signature made elsewhere (a cloud KMS) over the 32-byte `digest` that
+    /// [`PublicKey::verify`] would compute as `blake2b-256(message)`. tz2 must be low-S, as
+    /// Octez requires; tz1 and tz4 sign messages, not digests, and are refused.
+    pub fn verify_digest(&self, digest: &[u8; 32], signature: &Signature) -> Result<(), KeyError> {
+        match (self, signature) {
+            (PublicKey::Secp256k1(pk), Signature::Secp256k1(sig)) => {
+                ecdsa::secp256k1_verify_digest(pk, digest, sig)
+            }
+            (PublicKey::P256(pk), Signature::P256(sig)) => {
+                ecdsa::p256_verify_digest(pk, digest, sig)
+            }
+            (PublicKey::Ed25519(_) | PublicKey::Bls(_), _) => Err(KeyError::NotHostHeldCurve {
+                curve: self.curve(),
+            }),
             _ => Err(KeyError::CurveMismatch),
         }
     }

@@ -34,7 +34,10 @@
 //!   and sends the HSM's answer back as [`Request::HsmReply`] → … → `Signature`.
 //! * Host-held cloud key: `Sign` → [`Response::DigestApproved`] (the mark is already durable) →
 //!   the bridge has the digest signed and sends [`Request::HostSignature`] → the board verifies
-//!   it against the registered public key, records it → `Signature`.
+//!   it against the registered public key (tz2: after bringing it to low-S), records it →
+//!   `Signature`. A signature that does not verify is refused ([`KeyError::BadSignature`])
+//!   and the approval stays pending. Keys are registered with [`Request::RegisterHostKey`];
+//!   the rules are in the board's `host_held` module.
 
 mod frame;
 
@@ -193,6 +196,16 @@ pub enum Request<'a> {
     Reprovision {
         /// Erase everything instead of adopting the image.
         erase: bool,
+    },
+    /// Provisioning: register a host-held key (Azure Key Vault) by its public key — tz2
+    /// (secp256k1) or tz3 (P-256) — with `policy`. The board keeps the public key and the
+    /// policy, and signs for it by approving digests ([`Response::DigestApproved`]) and
+    /// verifying what the host brings back. [`Response::KeyInfo`].
+    RegisterHostKey {
+        /// The key service's public key.
+        public_key: PublicKey,
+        /// Policy.
+        policy: Policy,
     },
 }
 

@@ -13,7 +13,7 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{Curve, SecretBytes};
+use crate::keys::{Curve, PublicKey, SecretBytes};
 use crate::policy::Policy;
 use crate::watermark::MarkId;
 
@@ -54,14 +54,41 @@ impl fmt::Display for StoreError {
 impl core::error::Error for StoreError {}
 
 /// A key as stored (the store seals it; the core hands it over in the clear).
+///
+/// Encoded with postcard in field order. `host_public` was appended for host-held keys; a
+/// record written before it existed ends after `policy` and decodes as an on-board key
+/// ([`StoredKey::decode`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
     /// Curve.
     pub curve: Curve,
-    /// Secret, in the Tezos encoding of the curve.
+    /// Secret, in the Tezos encoding of the curve (all zero for a host-held key).
     pub secret: SecretBytes,
     /// Policy.
     pub policy: Policy,
+    /// For a host-held key (Azure Key Vault): its registered public key; the board holds no
+    /// secret for it. `None` for on-board keys.
+    pub host_public: Option<PublicKey>,
+}
+
+impl StoredKey {
+    /// Decode postcard bytes, accepting records written before `host_public` existed.
+    pub fn decode(bytes: &[u8]) -> Result<StoredKey, StoreError> {
+        let ((curve, secret, policy), rest) =
+            postcard::take_from_bytes::<(Curve, SecretBytes, Policy)>(bytes)
+                .map_err(|_| StoreError::Corrupted)?;
+        let host_public = if rest.is_empty() {
+            None
+        } else {
+            postcard::from_bytes::<Option<PublicKey>>(rest).map_err(|_| StoreError::Corrupted)?
+        };
+        Ok(StoredKey {
+            curve,
+            secret,
+            policy,
+            host_public,
+        })
+    }
 }
 
 /// One record handed back at boot.

@@ -407,7 +407,7 @@ fn open_key(seal: &SealKeys, key: u16, value: &mut [u8]) -> Result<StoredKey, St
     }
     let seq = seq_of(value)?;
     let plain = seal.open(&key_aad(key, seq), &mut value[4..])?;
-    postcard::from_bytes::<StoredKey>(plain).map_err(|_| StoreError::Corrupted)
+    StoredKey::decode(plain)
 }
 
 fn key_aad(key: u16, seq: u32) -> [u8; 14] {

@@ -71,7 +71,8 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
             | KeyError::UnknownSigningVersion { .. }
             | KeyError::PossessionNeedsBls
             | KeyError::InvalidPublicKey
-            | KeyError::CurveMismatch,
+            | KeyError::CurveMismatch
+            | KeyError::NotHostHeldCurve { .. },
         ) => (StatusCode::BAD_REQUEST, "bad_request"),
         Refusal::Key(
             KeyError::InvalidSecret | KeyError::EntropyFailed | KeyError::BadSignature,

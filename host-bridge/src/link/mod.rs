@@ -182,6 +182,7 @@ impl Link {
                 | Request::ImportWatermark { .. }
                 | Request::HsmReply { .. }
                 | Request::HostSignature { .. }
+                | Request::RegisterHostKey { .. }
         );
         self.jobs
             .send(Job {
