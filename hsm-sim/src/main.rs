@@ -6,8 +6,12 @@
 //!
 //! * `pawl-sim qemu` — the real board firmware (`firmware/qemu`) in QEMU, its UART on a pty.
 //!
-//! Later issues add `yubihsm` and `azure`.
+//! * `pawl-sim azure` — an Azure Key Vault REST simulator over HTTPS (generated certificate),
+//!   with a managed-identity token endpoint and fault switches.
+//!
+//! A later issue adds `yubihsm`.
 
+mod azure;
 mod board;
 mod pty;
 mod qemu;
@@ -31,6 +35,8 @@ enum Command {
     Board(board::Args),
     /// Boot the board firmware in QEMU (mps2-an505); prints `pty: /dev/pts/N`.
     Qemu(qemu::Args),
+    /// Azure Key Vault REST simulator over HTTPS; prints `url:`, `cert:` and `identity:`.
+    Azure(azure::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Board(args) => board::run(args),
         Command::Qemu(args) => qemu::run(args),
+        Command::Azure(args) => azure::run(args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
