@@ -19,7 +19,7 @@
 //! | `0x00_00` meta | BLAKE2b-64 MAC | re-provisioning (brings `seq` level with the guard) |
 //! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq` | key generated/imported, policy set |
 //! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
-//! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ MAC | a signature above the stored ceiling |
+//! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ 0x0000 ‖ MAC | a signature above the stored ceiling |
 //!
 //! MACs are keyed by the board key (see `seal`), over the map key, `seq` and the fields, so
 //! neither a flash editor nor a corrupted copy can lower a ceiling or rename a mark.
@@ -286,9 +286,12 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
 
     /// Write the ceiling of mark slot `i` and remember it.
     fn write_ceiling(&mut self, i: usize, target: (u32, u32)) -> Result<(), StoreError> {
-        let mut fields = [0u8; 8];
+        // level ‖ round ‖ two zero bytes: with the 2-byte map key, 4-byte `seq` and 8-byte MAC
+        // the item is 24 bytes, whole words, so it is programmed in one write after its header
+        // (22 bytes took a third write for the odd tail: one more flush per ceiling).
+        let mut fields = [0u8; CEILING_FIELDS];
         fields[..4].copy_from_slice(&target.0.to_le_bytes());
-        fields[4..].copy_from_slice(&target.1.to_le_bytes());
+        fields[4..8].copy_from_slice(&target.1.to_le_bytes());
         self.write_authenticated(map_key(TAG_CEILING, self.marks[i].index), &fields)?;
         self.marks[i].ceiling = Some(target);
         Ok(())
@@ -439,14 +442,21 @@ fn name_of(fields: &[u8]) -> Option<MarkId> {
     })
 }
 
+/// Bytes of a ceiling record's fields: level, round, two zero bytes of padding.
+const CEILING_FIELDS: usize = 10;
+
+/// A ceiling's (level, round): 10 bytes ending in two zeros, or 8 (records written before the
+/// padding).
 fn position_of(fields: &[u8]) -> Option<(u32, u32)> {
-    if fields.len() != 8 {
-        return None;
+    match fields.len() {
+        8 => {}
+        CEILING_FIELDS if fields[8..] == [0, 0] => {}
+        _ => return None,
     }
     let mut level = [0u8; 4];
     let mut round = [0u8; 4];
     level.copy_from_slice(&fields[..4]);
-    round.copy_from_slice(&fields[4..]);
+    round.copy_from_slice(&fields[4..8]);
     Some((u32::from_le_bytes(level), u32::from_le_bytes(round)))
 }
 

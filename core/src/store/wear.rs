@@ -113,8 +113,8 @@ pub struct WearEstimate {
 
 impl WearModel {
     /// Record size on a flash with 4-byte words: 8-byte item header, 2-byte key, 4-byte record
-    /// number, 8 bytes of position and an 8-byte MAC, padded to the word.
-    pub const CEILING_RECORD_BYTES: u32 = 8 + (2 + 4 + 8 + 8u32).div_ceil(4) * 4;
+    /// number, 10 bytes of position (level, round, 2 bytes of padding) and an 8-byte MAC.
+    pub const CEILING_RECORD_BYTES: u32 = 8 + (2 + 4 + 10 + 8u32).div_ceil(4) * 4;
 
     /// Levels one ceiling record covers for a mark signed every level, with board glue doing
     /// its idle-time work between levels ([`super::Store::reserve_ahead`]): the ceiling is
