@@ -59,6 +59,32 @@ pub struct RawConfig {
     /// Prometheus metrics.
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// Azure Key Vault (host-held keys); absent means no Azure keys.
+    pub azure: Option<RawAzure>,
+}
+
+/// `[azure]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAzure {
+    /// Default vault for `pawl keys import --backend azure` (`https://NAME.vault.azure.net/`).
+    pub vault_url: Option<String>,
+    /// `managed-identity` (default), `workload-identity`, `client-secret` or `azure-cli`.
+    pub credential: Option<String>,
+    /// User-assigned managed identity's client id; or the client id for `client-secret`.
+    pub client_id: Option<String>,
+    /// Tenant for `client-secret`.
+    pub tenant_id: Option<String>,
+    /// File holding the client secret for `client-secret` (the secret never goes in this file).
+    pub client_secret_file: Option<PathBuf>,
+    /// Trust only this CA certificate (PEM) for Key Vault and token endpoints (simulator).
+    pub ca_file: Option<PathBuf>,
+    /// Check that Key Vault's 401 challenge names a Key Vault resource. Default true.
+    pub verify_challenge_resource: Option<bool>,
+    /// Key Vault REST API version. Default: the SDK's.
+    pub api_version: Option<String>,
+    /// Longest one Key Vault signature may take, retries included, ms. Default 3000.
+    pub sign_deadline_ms: Option<u64>,
 }
 
 /// `[device]`.
@@ -73,6 +99,10 @@ pub struct RawDevice {
     pub response_timeout_ms: Option<u64>,
     /// Longest a request waits for the board, reconnects included, ms. Default 5000.
     pub request_timeout_ms: Option<u64>,
+    /// For a request the board holds until its button is pressed (policy `confirm`): the
+    /// silence allowed and the time added to its deadline, ms. Default 35000 (the RP2350 waits
+    /// 30 s for the press).
+    pub confirm_timeout_ms: Option<u64>,
     /// Most requests in flight on the link (1 = one at a time). Default 8.
     pub pipeline: Option<usize>,
 }
@@ -119,6 +149,8 @@ pub struct Config {
     pub response_timeout: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Wait allowed for a confirm-on-device press.
+    pub confirm_timeout: Duration,
     /// Requests in flight.
     pub pipeline: usize,
     /// HTTP listen address.
@@ -135,6 +167,8 @@ pub struct Config {
     pub allow_to_prove_possession: bool,
     /// Metrics listen address.
     pub metrics: Option<SocketAddr>,
+    /// Azure Key Vault settings, if configured.
+    pub azure: Option<crate::azure::AzureSettings>,
 }
 
 impl Config {
@@ -217,11 +251,18 @@ impl Config {
                 format!("{body_limit} bytes is too small for a block header (at least 1024)"),
             ));
         }
+        let request_timeout = Duration::from_millis(raw.device.request_timeout_ms.unwrap_or(5000));
+        let azure = raw
+            .azure
+            .map(|a| validate_azure(a, request_timeout, &field))
+            .transpose()?;
         Ok(Config {
+            azure,
             device: raw.device.path,
             baud: raw.device.baud.unwrap_or(115_200),
             response_timeout: Duration::from_millis(raw.device.response_timeout_ms.unwrap_or(2000)),
-            request_timeout: Duration::from_millis(raw.device.request_timeout_ms.unwrap_or(5000)),
+            request_timeout,
+            confirm_timeout: Duration::from_millis(raw.device.confirm_timeout_ms.unwrap_or(35_000)),
             pipeline,
             listen,
             body_limit,
@@ -240,6 +281,76 @@ impl Config {
             request_timeout: self.request_timeout,
             pipeline: self.pipeline,
             refresh_keys: true,
+            confirm_timeout: self.confirm_timeout,
         }
     }
+}
+
+fn validate_azure(
+    raw: RawAzure,
+    request_timeout: Duration,
+    field: &dyn Fn(String, String) -> ConfigError,
+) -> Result<crate::azure::AzureSettings, ConfigError> {
+    use crate::azure::CredentialChoice;
+    let need = |name: &str, v: Option<String>, why: &str| {
+        v.ok_or_else(|| field(format!("azure.{name}"), format!("required {why}")))
+    };
+    let credential = match raw.credential.as_deref().unwrap_or("managed-identity") {
+        "managed-identity" => CredentialChoice::ManagedIdentity {
+            client_id: raw.client_id,
+        },
+        "workload-identity" => CredentialChoice::WorkloadIdentity,
+        "azure-cli" => CredentialChoice::AzureCli,
+        "client-secret" => CredentialChoice::ClientSecret {
+            tenant_id: need(
+                "tenant_id",
+                raw.tenant_id,
+                "with credential = \"client-secret\"",
+            )?,
+            client_id: need(
+                "client_id",
+                raw.client_id,
+                "with credential = \"client-secret\"",
+            )?,
+            secret_file: raw.client_secret_file.ok_or_else(|| {
+                field(
+                    "azure.client_secret_file".into(),
+                    "required with credential = \"client-secret\"".into(),
+                )
+            })?,
+        },
+        other => {
+            return Err(field(
+                "azure.credential".into(),
+                format!(
+                    "`{other}` is not one of managed-identity, workload-identity, client-secret, azure-cli"
+                ),
+            ));
+        }
+    };
+    if let Some(url) = raw.vault_url.as_ref().filter(|u| !u.starts_with("https://")) {
+        return Err(field(
+            "azure.vault_url".into(),
+            format!("`{url}` must be an https:// URL"),
+        ));
+    }
+    let sign_deadline = Duration::from_millis(raw.sign_deadline_ms.unwrap_or(3000));
+    if sign_deadline.is_zero() || sign_deadline >= request_timeout {
+        return Err(field(
+            "azure.sign_deadline_ms".into(),
+            format!(
+                "{} ms must be above 0 and below device.request_timeout_ms ({} ms)",
+                sign_deadline.as_millis(),
+                request_timeout.as_millis()
+            ),
+        ));
+    }
+    Ok(crate::azure::AzureSettings {
+        vault_url: raw.vault_url,
+        credential,
+        ca_file: raw.ca_file,
+        verify_challenge_resource: raw.verify_challenge_resource.unwrap_or(true),
+        api_version: raw.api_version,
+        sign_deadline,
+    })
 }

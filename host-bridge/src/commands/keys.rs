@@ -27,11 +27,15 @@ pub enum KeysCommand {
         policy: PolicyArgs,
     },
     /// Import a secret key (edsk…/spsk…/p2sk…/BLsk…, unencrypted) read from stdin
-    /// (provisioning mode).
+    /// (provisioning mode); or, with `--backend azure`, register an Azure Key Vault key by
+    /// its public key (no secret leaves Key Vault).
     Import {
         /// What the key may sign.
         #[command(flatten)]
         policy: PolicyArgs,
+        /// Where the key lives.
+        #[command(flatten)]
+        azure: super::azure_import::AzureImportArgs,
     },
 }
 
@@ -150,7 +154,10 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             );
             print_new_key(ctx, answer)
         }
-        KeysCommand::Import { policy } => {
+        KeysCommand::Import { policy, azure } if azure.is_azure() => {
+            super::azure_import::run(ctx, azure, policy.to_policy()?, print_new_key)
+        }
+        KeysCommand::Import { policy, .. } => {
             let policy = policy.to_policy()?;
             let mut text = String::new();
             std::io::stdin()

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+pub mod azure_import;
 pub mod device;
 pub mod keys;
 pub mod serve;

@@ -52,8 +52,16 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{}", device::VIRTUAL_WARNING);
         eprintln!("{}", device::VIRTUAL_WARNING);
     }
+    let azure = match &config.azure {
+        Some(settings) => Some(Arc::new(
+            crate::azure::AzureKeyring::open(settings.clone(), &ctx.home)
+                .context("[azure] in pawl.toml")?,
+        )),
+        None => None,
+    };
     let link = Link::start(chosen.connector, config.link_settings());
     let state = Arc::new(AppState {
+        azure,
         link: link.clone(),
         auth: Authorizer::new(config.authorized_keys.clone()),
         settings: HttpSettings {

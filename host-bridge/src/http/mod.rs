@@ -11,6 +11,7 @@
 //! Errors use Octez's shape with a precise status (see [`error::refusal_status`]).
 
 pub mod error;
+mod host_held;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub settings: HttpSettings,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Azure Key Vault keyring for host-held keys (`[azure]` in pawl.toml).
+    pub azure: Option<Arc<crate::azure::AzureKeyring>>,
 }
 
 /// The signer API as a router (tests call it without a socket). Serve it with
@@ -233,6 +236,13 @@ async fn sign_inner(
     state
         .auth
         .check(&pkh, &payload, query.authentication.as_deref())?;
+    // Host-held keys: one sign at a time from Sign to HostSignature, because the board keeps
+    // one pending approval.
+    let azure = state.azure.as_ref().filter(|a| a.has_key(&pkh));
+    let _serial = match azure {
+        Some(a) => Some(a.serial.lock().await),
+        None => None,
+    };
     let reply = state
         .link
         .ask(&BoardRequest::Sign {
@@ -242,7 +252,14 @@ async fn sign_inner(
         })
         .await?;
     state.metrics.device_hop.observe(reply.hop);
-    match reply.response {
+    let response = match reply.response {
+        BoardResponse::DigestApproved {
+            pkh: approved,
+            digest,
+        } if approved == pkh => host_held::finish(state, azure, pkh, digest).await?,
+        other => other,
+    };
+    match response {
         BoardResponse::Signature(sig) => Ok(Json(json!({"signature": sig.to_b58().as_str()}))),
         BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
         other => Err(unexpected(&other)),

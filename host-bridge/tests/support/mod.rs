@@ -106,6 +106,7 @@ impl Server {
             auth: Authorizer::new(keys),
             settings,
             metrics: Arc::new(Metrics::default()),
+            azure: None,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

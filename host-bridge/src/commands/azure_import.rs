@@ -1,0 +1,87 @@
+//! `pawl keys import --backend azure --vault URL --key NAME`: read the Key Vault key's public
+//! key (JWK), register it on the board as a host-held key (provisioning mode), and record
+//! which Key Vault key signs for the new pkh in `<home>/azure_keys.json`.
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use pawl_core::policy::Policy;
+use pawl_core::protocol::{Request, Response};
+
+use super::{Context, ask};
+use crate::azure::{AzureKeyring, KeyRef, record_key};
+
+/// `--backend`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// A secret read from stdin, sealed on the board.
+    #[default]
+    Board,
+    /// An Azure Key Vault key (tz2 P-256K or tz3 P-256), host-trusted tier.
+    Azure,
+}
+
+/// The Azure options of `pawl keys import`.
+#[derive(Debug, Args)]
+pub struct AzureImportArgs {
+    /// Where the key lives: `board` (secret from stdin) or `azure` (Key Vault).
+    #[arg(long, value_enum, default_value = "board")]
+    pub backend: BackendArg,
+    /// Azure: the vault URL (default: `[azure] vault_url`).
+    #[arg(long, value_name = "URL")]
+    pub vault: Option<String>,
+    /// Azure: the key's name in the vault.
+    #[arg(long = "key", value_name = "NAME")]
+    pub key: Option<String>,
+    /// Azure: a key version (default: the current one).
+    #[arg(long, value_name = "VERSION")]
+    pub key_version: Option<String>,
+}
+
+impl AzureImportArgs {
+    /// Whether `--backend azure` was given.
+    pub fn is_azure(&self) -> bool {
+        self.backend == BackendArg::Azure
+    }
+}
+
+/// Run the Azure import; `print` prints the board's answer like other key commands.
+pub fn run(
+    ctx: &Context,
+    args: AzureImportArgs,
+    policy: Policy,
+    print: fn(&Context, anyhow::Result<Response>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let settings = ctx
+        .config
+        .azure
+        .clone()
+        .context("--backend azure needs an [azure] section in pawl.toml (credential, …)")?;
+    let vault = args
+        .vault
+        .or_else(|| settings.vault_url.clone())
+        .context("--vault URL (or [azure] vault_url) is required with --backend azure")?;
+    let key = args
+        .key
+        .context("--key NAME is required with --backend azure")?;
+    let keyring = AzureKeyring::open(settings, &ctx.home).context("[azure] in pawl.toml")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let public_key = runtime
+        .block_on(keyring.public_key(&vault, &key, args.key_version.as_deref()))
+        .with_context(|| format!("reading key `{key}` from {vault}"))?;
+    let link = ctx.open_link()?;
+    let answer = ask(&link, &Request::RegisterHostKey { public_key, policy });
+    if let Ok(Response::KeyInfo(info)) = &answer {
+        record_key(
+            &ctx.home,
+            KeyRef {
+                pkh: info.pkh.to_b58().to_string(),
+                vault: vault.clone(),
+                key: key.clone(),
+                version: args.key_version.clone(),
+            },
+        )?;
+    }
+    print(ctx, answer)
+}
