@@ -328,7 +328,11 @@ fn validate_azure(
             ));
         }
     };
-    if let Some(url) = raw.vault_url.as_ref().filter(|u| !u.starts_with("https://")) {
+    if let Some(url) = raw
+        .vault_url
+        .as_ref()
+        .filter(|u| !u.starts_with("https://"))
+    {
         return Err(field(
             "azure.vault_url".into(),
             format!("`{url}` must be an https:// URL"),

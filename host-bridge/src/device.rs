@@ -76,6 +76,7 @@ pub fn command_settings() -> LinkSettings {
         request_timeout: std::time::Duration::from_secs(5),
         pipeline: 1,
         refresh_keys: false,
+        ..LinkSettings::default()
     }
 }
 

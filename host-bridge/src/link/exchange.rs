@@ -244,7 +244,7 @@ impl LinkThread {
         let port = self.port.as_mut().ok_or(Broken::Closed)?;
         port.send(&self.frame[..n]).map_err(Broken::Io)?;
         loop {
-            let answer = self.read_answer()?;
+            let answer = self.read_answer(self.settings.response_timeout)?;
             if answer.id == id {
                 return Ok(answer.message);
             }
@@ -291,7 +291,14 @@ impl LinkThread {
         }
         let mut batch: VecDeque<Job> = batch.into();
         while let Some(expected) = batch.front().map(|j| j.id) {
-            match self.read_answer() {
+            // The board answers in order: while a request that waits for the button is
+            // outstanding, silence is expected for as long as that wait.
+            let patience = batch
+                .iter()
+                .map(|j| j.patience)
+                .max()
+                .unwrap_or(self.settings.response_timeout);
+            match self.read_answer(patience) {
                 Ok(answer) if answer.id == expected => {
                     if let Some(job) = batch.pop_front() {
                         self.observe(&answer.message);
@@ -355,15 +362,15 @@ impl LinkThread {
         }
     }
 
-    /// Read until one whole answer frame arrives.
-    fn read_answer(&mut self) -> Result<Envelope<Response>, Broken> {
+    /// Read until one whole answer frame arrives, or `patience` passes without a byte.
+    fn read_answer(&mut self, patience: Duration) -> Result<Envelope<Response>, Broken> {
         if let Some(answer) = self.pending_answers.pop_front() {
             return Ok(answer);
         }
         let port = self.port.as_mut().ok_or(Broken::Closed)?;
         let mut buf = [0u8; 4096];
         loop {
-            let n = match port.recv(&mut buf, self.settings.response_timeout) {
+            let n = match port.recv(&mut buf, patience) {
                 Ok(0) => return Err(Broken::Closed),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Broken::Silent),

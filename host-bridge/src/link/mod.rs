@@ -45,6 +45,11 @@ pub struct LinkSettings {
     pub pipeline: usize,
     /// Ask the board for its key list on every (re)connect.
     pub refresh_keys: bool,
+    /// For a sign request the board will hold until its button is pressed (the key's policy
+    /// marks that kind "confirm"): the silence allowed while it waits, and the time added to
+    /// the request's deadline. Longer than the board's own confirmation window (30 s on the
+    /// RP2350), so the board, not the bridge, decides when the wait is over.
+    pub confirm_timeout: Duration,
 }
 
 impl Default for LinkSettings {
@@ -54,6 +59,7 @@ impl Default for LinkSettings {
             request_timeout: Duration::from_secs(5),
             pipeline: 8,
             refresh_keys: true,
+            confirm_timeout: Duration::from_secs(35),
         }
     }
 }
@@ -133,6 +139,8 @@ pub(crate) struct Job {
     pub(crate) message: Vec<u8>,
     pub(crate) reasking_is_safe: bool,
     pub(crate) deadline: Instant,
+    /// Silence from the board allowed while this request is outstanding.
+    pub(crate) patience: Duration,
     pub(crate) reply: oneshot::Sender<Result<Reply, LinkError>>,
     pub(crate) id: u32,
 }
@@ -184,16 +192,48 @@ impl Link {
                 | Request::HostSignature { .. }
                 | Request::RegisterHostKey { .. }
         );
+        let (patience, deadline) = if self.waits_for_button(request) {
+            let wait = self.settings.confirm_timeout;
+            (wait, self.settings.request_timeout + wait)
+        } else {
+            (
+                self.settings.response_timeout,
+                self.settings.request_timeout,
+            )
+        };
         self.jobs
             .send(Job {
                 message,
                 reasking_is_safe,
-                deadline: Instant::now() + self.settings.request_timeout,
+                deadline: Instant::now() + deadline,
+                patience,
                 reply,
                 id: 0,
             })
             .map_err(|_| LinkError::Stopped)?;
         Ok(answer)
+    }
+
+    /// Whether the board will wait for its button before answering `request`: a sign request
+    /// whose kind the key's policy (as the board last reported it) marks "confirm". A payload
+    /// the bridge cannot parse gets the ordinary timeouts (the board refuses it at once).
+    fn waits_for_button(&self, request: &Request<'_>) -> bool {
+        let Request::Sign { pkh, payload, .. } = request else {
+            return false;
+        };
+        let Ok(parsed) = pawl_core::request::parse(payload) else {
+            return false;
+        };
+        self.view
+            .read()
+            .ok()
+            .and_then(|v| {
+                v.keys
+                    .iter()
+                    .find(|k| k.pkh == *pkh)
+                    .map(|k| k.policy.needs_confirmation(parsed.kind))
+            })
+            .unwrap_or(false)
     }
 
     /// Ask the board (from async code).
