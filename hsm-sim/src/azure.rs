@@ -250,7 +250,7 @@ async fn sign(
     State(s): State<Shared>,
     Path(p): Path<Vec<String>>,
     headers: HeaderMap,
-    body: Json<SignBody>,
+    body: axum::body::Bytes,
 ) -> Response {
     let delay = {
         let mut sim = lock(&s);
@@ -286,6 +286,13 @@ async fn sign(
     }
     let mut sim = lock(&s);
     let name = p.first().cloned().unwrap_or_default();
+    let Ok(body) = serde_json::from_slice::<SignBody>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "body is not {alg, value}",
+        );
+    };
     let Ok(digest) = B64.decode(body.value.trim_end_matches('=')) else {
         return error(
             StatusCode::BAD_REQUEST,
