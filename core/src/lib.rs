@@ -15,3 +15,4 @@ pub mod request;
 pub mod sim;
 pub mod store;
 pub mod watermark;
+pub mod yubihsm;

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod board;
+pub mod hsm;
 pub mod power;
 
 use bls12_381::hash_to_curve::{ExpandMsgXmd, HashToCurve};
