@@ -440,13 +440,20 @@ fn stored_key_records_from_before_host_keys_still_load() {
         secret: pawl_core::keys::SecretBytes::zero(),
         policy: Policy::default(),
         host_public: Some(key.public()),
+        hsm: None,
     };
     let bytes = postcard::to_slice(&host, &mut buf)
         .expect("encode")
         .to_vec();
     assert_eq!(StoredKey::decode(&bytes).expect("decode"), host);
+    // Without the last byte (the `hsm: None` appended for YubiHSM2 keys) this is a record
+    // as host-held keys first wrote it, and still loads; a cut into the public key does not.
     assert_eq!(
         StoredKey::decode(&bytes[..bytes.len() - 1]),
+        Ok(host.clone())
+    );
+    assert_eq!(
+        StoredKey::decode(&bytes[..bytes.len() - 2]),
         Err(StoreError::Corrupted)
     );
 }

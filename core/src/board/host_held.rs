@@ -129,7 +129,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         let index = self.index(pkh)?;
         let public = match &self.keys[index].material {
             Material::HostHeld { public, .. } => *public,
-            Material::OnBoard(_) => return Err(Refusal::NoPendingSign),
+            Material::OnBoard(_) | Material::YubiHsm { .. } => return Err(Refusal::NoPendingSign),
         };
         let signature = normalise(&public, signature)?;
         public.verify_digest(&pending.digest, &signature)?;

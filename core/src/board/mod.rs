@@ -16,23 +16,28 @@
 //!
 //! A **host-held** key (Azure Key Vault, [`Backend::HostHeld`]) stops after step 6 with
 //! [`Response::DigestApproved`] and finishes when the host brings the signature back: see
-//! [`host_held`] for that flow and its rules.
+//! [`host_held`] for that flow and its rules. A **YubiHSM2** key ([`Backend::YubiHsm`])
+//! continues after step 6 with the board's own SCP03 session, relayed by the host: see
+//! [`yubihsm`].
 
 mod host_held;
+mod material;
+mod yubihsm;
+
+use material::{KeySlot, Material};
 
 use crate::digest::blake2b_256;
 use crate::keys::{
-    Curve, Entropy, KeyError, KeyPair, PublicKey, PublicKeyHash, SecretBytes, SigningVersion,
-    TezosSigner,
+    Curve, Entropy, KeyError, KeyPair, PublicKey, PublicKeyHash, SigningVersion, TezosSigner,
 };
 use crate::policy::Policy;
 use crate::protocol::{
-    Backend, FrameError, KeyInfo, MAX_KEYS, MAX_SEALED, MAX_SIGN_PAYLOAD, Mode, PROTOCOL_VERSION,
-    Refusal, Request, Response, Status, StoreHealth, WATERMARK_PAGE, WatermarkEntry, decode_frame,
+    Backend, FrameError, MAX_KEYS, MAX_SEALED, MAX_SIGN_PAYLOAD, Mode, PROTOCOL_VERSION, Refusal,
+    Request, Response, Status, StoreHealth, WATERMARK_PAGE, WatermarkEntry, decode_frame,
     encode_frame,
 };
 use crate::request::{self, RequestKind};
-use crate::store::{Record, Store, StoreError, StoredKey};
+use crate::store::{Record, Store, StoreError};
 use crate::watermark::{MarkId, MarkKind, Verdict, Watermarks};
 
 /// Watermark entries a board keeps: (chain, key, kind) triples. 16 keys × 3 kinds on one chain
@@ -68,86 +73,6 @@ pub struct BoardInfo {
     pub board: &'static str,
 }
 
-/// Where a key's secret is: in the board, or with the host (the board keeps the public key).
-// No heap on the board to box the key pair into; the table holds at most `MAX_KEYS` of these.
-#[allow(clippy::large_enum_variant)]
-enum Material {
-    OnBoard(KeyPair),
-    HostHeld {
-        public: PublicKey,
-        pkh: PublicKeyHash,
-    },
-}
-
-impl Material {
-    fn pkh(&self) -> &PublicKeyHash {
-        match self {
-            Material::OnBoard(pair) => pair.pkh(),
-            Material::HostHeld { pkh, .. } => pkh,
-        }
-    }
-
-    fn public_key(&self) -> &PublicKey {
-        match self {
-            Material::OnBoard(pair) => pair.public_key(),
-            Material::HostHeld { public, .. } => public,
-        }
-    }
-
-    fn curve(&self) -> Curve {
-        self.public_key().curve()
-    }
-
-    fn backend(&self) -> Backend {
-        match self {
-            Material::OnBoard(_) => Backend::OnBoard,
-            Material::HostHeld { .. } => Backend::HostHeld,
-        }
-    }
-
-    /// What the store keeps: the sealed secret, or the public key of a host-held key.
-    fn stored(&self, policy: &Policy) -> StoredKey {
-        match self {
-            Material::OnBoard(pair) => StoredKey {
-                curve: pair.curve(),
-                secret: pair.to_secret(),
-                policy: policy.clone(),
-                host_public: None,
-            },
-            Material::HostHeld { public, .. } => StoredKey {
-                curve: public.curve(),
-                secret: SecretBytes::zero(),
-                policy: policy.clone(),
-                host_public: Some(*public),
-            },
-        }
-    }
-
-    fn from_stored(key: &StoredKey) -> Result<Material, KeyError> {
-        match &key.host_public {
-            None => KeyPair::from_secret(key.curve, &key.secret).map(Material::OnBoard),
-            Some(public) if public.curve() == key.curve => host_held::material(*public),
-            Some(_) => Err(KeyError::CurveMismatch),
-        }
-    }
-}
-
-struct KeySlot {
-    material: Material,
-    policy: Policy,
-}
-
-impl KeySlot {
-    fn info(&self) -> KeyInfo {
-        KeyInfo {
-            pkh: *self.material.pkh(),
-            public_key: *self.material.public_key(),
-            backend: self.material.backend(),
-            policy: self.policy.clone(),
-        }
-    }
-}
-
 #[derive(Default)]
 struct Counters {
     signatures: u32,
@@ -168,6 +93,8 @@ pub struct Board<S: Store, E: Entropy, P: Presence> {
     counters: Counters,
     /// The one host-held signature approved and not yet released ([`host_held`]).
     pending: Option<host_held::Pending>,
+    /// YubiHSM2 credential, session and pending operation ([`yubihsm`]).
+    hsm: yubihsm::Hsm,
     scratch: [u8; MAX_RESPONSE],
 }
 
@@ -190,6 +117,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             marks: Watermarks::new(),
             counters: Counters::default(),
             pending: None,
+            hsm: yubihsm::Hsm::default(),
             scratch: [0; MAX_RESPONSE],
         };
         board.reload();
@@ -199,6 +127,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     /// Load keys and marks from the store; on failure hold nothing and refuse to sign.
     fn reload(&mut self) {
         self.pending = None;
+        self.hsm.reset();
         self.keys.clear();
         self.marks = Watermarks::new();
         self.health = match self.load() {
@@ -209,6 +138,10 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 StoreHealth::Refusing(e)
             }
         };
+        self.hsm.credential = self.keys.iter().rev().find_map(|k| match &k.material {
+            Material::YubiHsm { auth, .. } => Some(auth.clone()),
+            _ => None,
+        });
     }
 
     fn load(&mut self) -> Result<(), StoreError> {
@@ -316,7 +249,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     Material::OnBoard(pair) => Ok(Response::Signature(
                         pair.prove_possession(override_pk.as_ref())?,
                     )),
-                    Material::HostHeld { .. } => Err(Refusal::Key(KeyError::PossessionNeedsBls)),
+                    Material::HostHeld { .. } | Material::YubiHsm { .. } => {
+                        Err(Refusal::Key(KeyError::PossessionNeedsBls))
+                    }
                 }
             }
             Request::Status => Ok(Response::Status(self.status())),
@@ -384,7 +319,15 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 self.add_key(material, policy)
             }
             Request::HostSignature { pkh, signature } => self.host_signature(&pkh, signature),
-            Request::HsmReply { .. } => Err(Refusal::NoPendingSign),
+            Request::HsmReply { sealed } => self.hsm_reply(sealed),
+            Request::YubiHsmSetup { auth_key_id, keys } => {
+                self.hsm_setup(crate::yubihsm::AuthKey::new(auth_key_id, &keys))
+            }
+            Request::RegisterHsmKey {
+                key_id,
+                public_key,
+                policy,
+            } => self.hsm_register(key_id, public_key, policy),
         }
     }
 
@@ -468,7 +411,11 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 };
                 let hash = blake2b_256(payload);
                 if self.marks.is_approved(&id, c.level, c.round, &hash) {
-                    // Host-held only: the same digest, already approved and durable, again.
+                    // HSM tiers only: the same digest, already approved and durable, again.
+                    let mark = Some((id, c.level, c.round));
+                    if slot.material.backend() == Backend::YubiHsm {
+                        return self.hsm_start(pkh, hash, mark, false);
+                    }
                     return Ok(self.reapprove(pkh, id, c.level, c.round, hash));
                 }
                 if let Verdict::Repeat(signature) =
@@ -495,6 +442,10 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             Material::HostHeld { .. } => {
                 let digest = blake2b_256(payload);
                 return self.approve(pkh, digest, mark.map(|(id, l, r, _)| (id, l, r)));
+            }
+            Material::YubiHsm { .. } => {
+                let digest = blake2b_256(payload);
+                return self.hsm_sign(pkh, digest, mark.map(|(id, l, r, _)| (id, l, r)));
             }
         };
         let signature = pair.try_sign(payload, version)?;

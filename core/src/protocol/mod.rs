@@ -38,6 +38,11 @@
 //!   `Signature`. A signature that does not verify is refused ([`KeyError::BadSignature`])
 //!   and the approval stays pending. Keys are registered with [`Request::RegisterHostKey`];
 //!   the rules are in the board's `host_held` module.
+//! * YubiHSM2 details: the `sealed` bytes are whole YubiHSM2 messages (Create Session,
+//!   Authenticate Session, Session Message) for the bridge to send as they are; a sign takes
+//!   one round trip with a session open and three when the board opens one. Keys and the
+//!   authentication key are set with [`Request::YubiHsmSetup`] and [`Request::RegisterHsmKey`];
+//!   a failed exchange is [`Refusal::Hsm`]. The rules are in the board's `yubihsm` module.
 
 mod frame;
 
@@ -54,6 +59,7 @@ use crate::policy::{Policy, PolicyError};
 use crate::request::{ChainId, ParseError};
 use crate::store::{StoreError, WearCounters};
 use crate::watermark::{MarkKind, WatermarkError};
+use crate::yubihsm::HsmError;
 
 /// Version of this protocol; both ends must agree.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -203,6 +209,27 @@ pub enum Request<'a> {
     /// verifying what the host brings back. [`Response::KeyInfo`].
     RegisterHostKey {
         /// The key service's public key.
+        public_key: PublicKey,
+        /// Policy.
+        policy: Policy,
+    },
+    /// Provisioning: the YubiHSM2 authentication key the board opens sessions with, for the
+    /// keys registered next ([`Request::RegisterHsmKey`]). [`Response::Done`].
+    YubiHsmSetup {
+        /// Authentication key object id.
+        auth_key_id: u16,
+        /// `K-ENC ‖ K-MAC` (for a password: PBKDF2-HMAC-SHA256, salt "Yubico", 10 000
+        /// iterations). Never logged; the board seals it with each key.
+        keys: SecretBytes,
+    },
+    /// Provisioning: register a key inside the YubiHSM2 — tz1, tz2 or tz3 — by its object id
+    /// and public key, with `policy`. Signatures are made through the board's own SCP03
+    /// session ([`Response::RelayToHsm`]) and verified under `public_key` before release.
+    /// [`Response::KeyInfo`].
+    RegisterHsmKey {
+        /// Asymmetric key object id.
+        key_id: u16,
+        /// The key's public key.
         public_key: PublicKey,
         /// Policy.
         policy: Policy,
@@ -373,6 +400,9 @@ pub enum Refusal {
         /// Limit.
         max: u32,
     },
+    /// The YubiHSM2 exchange failed (secure channel, HSM error, or not set up); nothing was
+    /// released and the session was dropped.
+    Hsm(HsmError),
 }
 
 impl fmt::Display for Refusal {
@@ -404,6 +434,7 @@ impl fmt::Display for Refusal {
                     "request of {len} bytes exceeds the board's limit of {max}"
                 )
             }
+            Refusal::Hsm(e) => write!(f, "YubiHSM2: {e}"),
         }
     }
 }

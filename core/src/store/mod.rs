@@ -55,9 +55,9 @@ impl core::error::Error for StoreError {}
 
 /// A key as stored (the store seals it; the core hands it over in the clear).
 ///
-/// Encoded with postcard in field order. `host_public` was appended for host-held keys; a
-/// record written before it existed ends after `policy` and decodes as an on-board key
-/// ([`StoredKey::decode`]).
+/// Encoded with postcard in field order. `host_public` was appended for host-held keys and
+/// `hsm` after it for YubiHSM2 keys; a record written before either existed ends early and
+/// decodes with them `None` ([`StoredKey::decode`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
     /// Curve.
@@ -69,26 +69,51 @@ pub struct StoredKey {
     /// For a host-held key (Azure Key Vault): its registered public key; the board holds no
     /// secret for it. `None` for on-board keys.
     pub host_public: Option<PublicKey>,
+    /// For a YubiHSM2 key: where it is. `secret` then holds the authentication key's
+    /// `K-ENC ‖ K-MAC` (sealed like any secret) and `host_public` the key's public key.
+    pub hsm: Option<HsmLink>,
+}
+
+/// A YubiHSM2 key's place: the authentication key the board opens sessions with, and the
+/// key's object id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HsmLink {
+    /// Authentication key object id.
+    pub auth_key_id: u16,
+    /// Asymmetric key object id.
+    pub key_id: u16,
 }
 
 impl StoredKey {
-    /// Decode postcard bytes, accepting records written before `host_public` existed.
+    /// Decode postcard bytes, accepting records written before `host_public` or `hsm`
+    /// existed.
     pub fn decode(bytes: &[u8]) -> Result<StoredKey, StoreError> {
         let ((curve, secret, policy), rest) =
             postcard::take_from_bytes::<(Curve, SecretBytes, Policy)>(bytes)
                 .map_err(|_| StoreError::Corrupted)?;
-        let host_public = if rest.is_empty() {
-            None
-        } else {
-            postcard::from_bytes::<Option<PublicKey>>(rest).map_err(|_| StoreError::Corrupted)?
-        };
+        let (host_public, rest) = optional::<PublicKey>(rest)?;
+        let (hsm, rest) = optional::<HsmLink>(rest)?;
+        if !rest.is_empty() {
+            return Err(StoreError::Corrupted);
+        }
         Ok(StoredKey {
             curve,
             secret,
             policy,
             host_public,
+            hsm,
         })
     }
+}
+
+/// An appended `Option<T>` field: absent (old record) or present.
+fn optional<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(Option<T>, &[u8]), StoreError> {
+    if bytes.is_empty() {
+        return Ok((None, bytes));
+    }
+    postcard::take_from_bytes::<Option<T>>(bytes).map_err(|_| StoreError::Corrupted)
 }
 
 /// One record handed back at boot.

@@ -1,0 +1,121 @@
+//! What the board holds for each key, by tier, and how it is stored.
+
+use super::host_held;
+use crate::keys::{Curve, KeyError, KeyPair, PublicKey, PublicKeyHash, SecretBytes, TezosSigner};
+use crate::policy::Policy;
+use crate::protocol::{Backend, KeyInfo};
+use crate::store::{HsmLink, StoredKey};
+use crate::yubihsm::AuthKey;
+
+/// Where a key's secret is: in the board, with the host (the board keeps the public key), or
+/// in a YubiHSM2 the board reaches through its own SCP03 session.
+// No heap on the board to box the key pair into; the table holds at most `MAX_KEYS` of these.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Material {
+    OnBoard(KeyPair),
+    HostHeld {
+        public: PublicKey,
+        pkh: PublicKeyHash,
+    },
+    YubiHsm {
+        public: PublicKey,
+        pkh: PublicKeyHash,
+        key_id: u16,
+        /// The authentication key sessions for this key are opened with.
+        auth: AuthKey,
+    },
+}
+
+impl Material {
+    pub(super) fn pkh(&self) -> &PublicKeyHash {
+        match self {
+            Material::OnBoard(pair) => pair.pkh(),
+            Material::HostHeld { pkh, .. } | Material::YubiHsm { pkh, .. } => pkh,
+        }
+    }
+
+    pub(super) fn public_key(&self) -> &PublicKey {
+        match self {
+            Material::OnBoard(pair) => pair.public_key(),
+            Material::HostHeld { public, .. } | Material::YubiHsm { public, .. } => public,
+        }
+    }
+
+    pub(super) fn curve(&self) -> Curve {
+        self.public_key().curve()
+    }
+
+    pub(super) fn backend(&self) -> Backend {
+        match self {
+            Material::OnBoard(_) => Backend::OnBoard,
+            Material::HostHeld { .. } => Backend::HostHeld,
+            Material::YubiHsm { .. } => Backend::YubiHsm,
+        }
+    }
+
+    /// What the store keeps: the sealed secret, the public key of a host-held key, or a
+    /// YubiHSM2 key's public key and place with the authentication key sealed as its secret.
+    pub(super) fn stored(&self, policy: &Policy) -> StoredKey {
+        match self {
+            Material::OnBoard(pair) => StoredKey {
+                curve: pair.curve(),
+                secret: pair.to_secret(),
+                policy: policy.clone(),
+                host_public: None,
+                hsm: None,
+            },
+            Material::HostHeld { public, .. } => StoredKey {
+                curve: public.curve(),
+                secret: SecretBytes::zero(),
+                policy: policy.clone(),
+                host_public: Some(*public),
+                hsm: None,
+            },
+            Material::YubiHsm {
+                public,
+                key_id,
+                auth,
+                ..
+            } => StoredKey {
+                curve: public.curve(),
+                secret: auth.to_secret(),
+                policy: policy.clone(),
+                host_public: Some(*public),
+                hsm: Some(HsmLink {
+                    auth_key_id: auth.id(),
+                    key_id: *key_id,
+                }),
+            },
+        }
+    }
+
+    pub(super) fn from_stored(key: &StoredKey) -> Result<Material, KeyError> {
+        match (&key.host_public, &key.hsm) {
+            (None, None) => KeyPair::from_secret(key.curve, &key.secret).map(Material::OnBoard),
+            (Some(public), _) if public.curve() != key.curve => Err(KeyError::CurveMismatch),
+            (Some(public), None) => host_held::material(*public),
+            (Some(public), Some(link)) => super::yubihsm::material(
+                *public,
+                link.key_id,
+                AuthKey::new(link.auth_key_id, &key.secret),
+            ),
+            (None, Some(_)) => Err(KeyError::InvalidPublicKey),
+        }
+    }
+}
+
+pub(super) struct KeySlot {
+    pub(super) material: Material,
+    pub(super) policy: Policy,
+}
+
+impl KeySlot {
+    pub(super) fn info(&self) -> KeyInfo {
+        KeyInfo {
+            pkh: *self.material.pkh(),
+            public_key: *self.material.public_key(),
+            backend: self.material.backend(),
+            policy: self.policy.clone(),
+        }
+    }
+}
