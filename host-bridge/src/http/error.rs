@@ -87,6 +87,8 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::KeyTableFull { .. } | Refusal::KeyExists { .. } => {
             (StatusCode::CONFLICT, "key_conflict")
         }
+        // The board's YubiHSM2 session failed (relay, HSM or setup): nothing was signed.
+        Refusal::Hsm(_) => (StatusCode::BAD_GATEWAY, "hsm_error"),
     }
 }
 
