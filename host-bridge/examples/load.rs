@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! cargo build --release -p pawl-hsm-sim
-//! cargo run --release -p pawl-bridge --example load -- [clients] [seconds] [pipeline]
+//! cargo run --release -p pawl-bridge --example load -- [clients] [seconds] [pipeline] [N]
 //! ```
+//!
+//! `N` is passed to `pawl-sim board --ceiling-ahead` (default 16). `TMPDIR` chooses where the
+//! board's state (its flash file) lives: on tmpfs the disk flushes cost nothing, which
+//! separates the HTTP + pty path from the disk.
 //!
 //! Each client is one keep-alive HTTP/1.1 connection asking for attestations on its own chain,
 //! one level after the other, the next request as soon as the last answer arrived. The
@@ -44,10 +48,11 @@ fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {
     );
 }
 
-fn in_process(seconds: u64) {
+fn in_process(seconds: u64, ahead: u32) {
     // The same frames the bridge would send, answered by the board directly.
     let dir2 = tempfile::tempdir().expect("tempdir");
-    let mut board = VirtualBoard::open(dir2.path(), Mode::Provisioning).expect("board");
+    let mut board =
+        VirtualBoard::open_with(dir2.path(), Mode::Provisioning, ahead).expect("board");
     let (curve, secret) = pawl_core::keys::SecretBytes::from_b58(SIGNATORY_SK).expect("sk");
     let mut scratch = vec![0u8; MAX_FRAME];
     let mut frame = vec![0u8; MAX_FRAME];
@@ -132,10 +137,11 @@ fn main() {
     let clients = args.first().copied().unwrap_or(4);
     let seconds = args.get(1).copied().unwrap_or(5);
     let pipeline = args.get(2).copied().unwrap_or(8) as usize;
-    in_process(seconds);
+    let ahead = args.get(3).copied().unwrap_or(16);
+    in_process(seconds, u32::try_from(ahead).expect("N"));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = SimBoard::start(&dir.path().join("board"));
+    let sim = SimBoard::start(&dir.path().join("board"), ahead);
     let link = Link::start(
         Box::new(SerialConnector::new(&sim.pty, 115_200)),
         LinkSettings {
@@ -172,7 +178,7 @@ fn main() {
         all.extend(t.join().expect("client"));
     }
     report(
-        &format!("HTTP+pty, {clients} clients, pipeline {pipeline}"),
+        &format!("HTTP+pty, {clients} clients, pipeline {pipeline}, N {ahead}"),
         all,
         start.elapsed(),
     );
@@ -186,7 +192,7 @@ struct SimBoard {
 }
 
 impl SimBoard {
-    fn start(home: &Path) -> SimBoard {
+    fn start(home: &Path, ceiling_ahead: u64) -> SimBoard {
         let exe = std::env::current_exe().expect("current exe");
         // target/release/examples/load → target/release/pawl-sim
         let sim = exe
@@ -200,6 +206,8 @@ impl SimBoard {
         let mut child = Command::new(sim)
             .args(["board", "--pty", "--home"])
             .arg(home)
+            .arg("--ceiling-ahead")
+            .arg(ceiling_ahead.to_string())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start pawl-sim");

@@ -12,6 +12,7 @@ use pawl_core::protocol::{
     Fed, FrameAccumulator, FrameError, MAX_FRAME, Mode, Refusal, Response, encode_frame,
 };
 use pawl_core::sim::VirtualBoard;
+use pawl_core::store::NorStoreConfig;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 
@@ -39,6 +40,10 @@ pub struct Args {
     /// board starts in provisioning mode, as a real board powered up with its button held.
     #[arg(long)]
     operational: bool,
+    /// Levels reserved ahead of a signature in flash (the store's ceiling, N). More means
+    /// fewer flash writes and, after an unclean stop, more levels refused. 0: exact marks.
+    #[arg(long, value_name = "N", default_value_t = NorStoreConfig::DEFAULT_CEILING_AHEAD)]
+    ceiling_ahead: u32,
 }
 
 /// Run the board until SIGTERM or SIGINT.
@@ -56,7 +61,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Mode::Provisioning
     };
     let mut shutdown = Shutdown::install()?;
-    let mut board = VirtualBoard::open(&home, mode)
+    let mut board = VirtualBoard::open_with(&home, mode, args.ceiling_ahead)
         .map_err(|e| format!("cannot open the virtual board in {}: {e}", home.display()))?;
     let pty = Pty::open()?;
 
