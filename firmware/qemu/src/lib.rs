@@ -180,6 +180,11 @@ pub fn serve(board: &mut QemuBoard, uart: &mut Uart, syst: &mut cortex_m::periph
             partial_since = None;
             log!("dropped an unfinished frame (host went quiet mid-frame)");
         }
+        if partial_since.is_none() {
+            // Nothing half-received: while no byte waits, raise watermark reservations ahead
+            // of the signatures that would otherwise wait for flash (one write per call).
+            while !uart.has_byte() && matches!(board.idle(), Ok(true)) {}
+        }
         uart.wait();
     }
 }

@@ -74,6 +74,11 @@ impl Uart {
         unsafe { write_volatile((UART0 + offset) as *mut u32, value) }
     }
 
+    /// Whether a received byte is waiting (without taking it).
+    pub fn has_byte(&self) -> bool {
+        self.read_reg(STATE) & STATE_RX_FULL != 0
+    }
+
     /// A received byte, if one is waiting.
     pub fn try_read(&mut self) -> Option<u8> {
         if self.read_reg(STATE) & STATE_RX_FULL == 0 {
