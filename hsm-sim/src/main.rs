@@ -9,13 +9,15 @@
 //! * `pawl-sim azure` — an Azure Key Vault REST simulator over HTTPS (generated certificate),
 //!   with a managed-identity token endpoint and fault switches.
 //!
-//! A later issue adds `yubihsm`.
+//! * `pawl-sim yubihsm` — the yubihsm crate's MockHsm behind the yubihsm-connector HTTP
+//!   protocol, with admin endpoints to make keys and count messages.
 
 mod azure;
 mod board;
 mod pty;
 mod qemu;
 mod signals;
+mod yubihsm;
 
 use std::process::ExitCode;
 
@@ -37,6 +39,8 @@ enum Command {
     Qemu(qemu::Args),
     /// Azure Key Vault REST simulator over HTTPS; prints `url:`, `cert:` and `identity:`.
     Azure(azure::Args),
+    /// YubiHSM2 simulator (MockHsm) behind the yubihsm-connector HTTP API; prints `url:`.
+    Yubihsm(yubihsm::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Board(args) => board::run(args),
         Command::Qemu(args) => qemu::run(args),
         Command::Azure(args) => azure::run(args).map_err(Into::into),
+        Command::Yubihsm(args) => yubihsm::run(args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

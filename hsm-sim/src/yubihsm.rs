@@ -1,0 +1,370 @@
+//! `pawl-sim yubihsm`: the yubihsm crate's MockHsm served over the yubihsm-connector HTTP
+//! protocol, so the bridge relays the board's SCP03 messages to it exactly as to a
+//! `yubihsm-connector` in front of a real YubiHSM2.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /connector/api` | one raw command message in, the HSM's raw response out |
+//! | `GET /connector/status` | `status=OK` … (the connector's status page) |
+//! | `GET /admin/stats` | counters: messages, by command (create/authenticate session, session message, other), refused (mock panics), rebuilds |
+//! | `GET /admin/messages` | every raw message received and answered, hex (what a host on the path saw) |
+//! | `POST /admin/generate` `{"curve": "ed25519"\|"secp256k1"\|"p256", "key_id"?}` | a key made inside the mock: `{key_id, curve, public_key}` (Tezos base58) |
+//!
+//! MockHsm panics on messages it refuses to authenticate (a wrong host cryptogram, a bad C-MAC,
+//! an unknown key id), which poisons its state. The simulator catches the panic, answers with
+//! an HTTP 500 (as a connector whose device failed), and rebuilds the mock from the key material
+//! it keeps (so sessions are lost, keys are not) — it never dies on its input. It does **not**
+//! model: the real HSM's timing, its 16 sessions' limits beyond the mock's, audit logs, or
+//! device resets other than the rebuild.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use pawl_core::keys::{Curve, PublicKey};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use yubihsm::asymmetric::Algorithm;
+use yubihsm::{Capability, Client, Connector, Credentials, Domain, object::Label};
+
+/// `pawl-sim yubihsm` options.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Object id of the authentication key the board will use (not 1: the simulator's own).
+    #[arg(long, default_value_t = 2)]
+    pub auth_key_id: u16,
+    /// Its password (the key is derived as the YubiHSM2 does: PBKDF2, salt "Yubico").
+    #[arg(long, default_value = "pawl-sim password")]
+    pub auth_password: String,
+    /// Pre-create keys: `ID:ed25519`, `ID:secp256k1` or `ID:p256` (repeatable; printed as
+    /// `key: ID CURVE PUBLIC_KEY`).
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+}
+
+/// Key material the simulator keeps so it can rebuild the mock after a panic.
+struct Material {
+    auth_key_id: u16,
+    auth_password: String,
+    keys: Vec<(u16, Curve, [u8; 32])>,
+}
+
+#[derive(Default)]
+struct Stats {
+    messages: u64,
+    create_session: u64,
+    authenticate_session: u64,
+    session_message: u64,
+    other: u64,
+    refused: u64,
+    rebuilds: u64,
+}
+
+struct Sim {
+    connector: Connector,
+    material: Material,
+    stats: Stats,
+    log: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+type Shared = Arc<Mutex<Sim>>;
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Sim> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn algorithm(curve: Curve) -> Algorithm {
+    match curve {
+        Curve::Ed25519 => Algorithm::Ed25519,
+        Curve::Secp256k1 => Algorithm::EcK256,
+        _ => Algorithm::EcP256,
+    }
+}
+
+fn parse_curve(name: &str) -> Result<Curve, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "ed25519" | "tz1" => Ok(Curve::Ed25519),
+        "secp256k1" | "k256" | "tz2" => Ok(Curve::Secp256k1),
+        "p256" | "p-256" | "secp256r1" | "tz3" => Ok(Curve::P256),
+        other => Err(format!(
+            "unsupported curve `{other}` (ed25519, secp256k1 or p256)"
+        )),
+    }
+}
+
+/// A fresh secret valid for `curve` (a scalar below the order for the ECDSA curves).
+fn new_secret(curve: Curve) -> Result<[u8; 32], String> {
+    for _ in 0..8 {
+        let mut b = [0u8; 32];
+        getrandom::fill(&mut b).map_err(|e| format!("entropy: {e}"))?;
+        let ok = match curve {
+            Curve::Secp256k1 => k256::SecretKey::from_slice(&b).is_ok(),
+            Curve::P256 => p256::SecretKey::from_slice(&b).is_ok(),
+            _ => true,
+        };
+        if ok {
+            return Ok(b);
+        }
+    }
+    Err("could not make a key".into())
+}
+
+fn admin_client(connector: &Connector) -> Result<Client, String> {
+    Client::open(connector.clone(), Credentials::default(), false)
+        .map_err(|e| format!("mock HSM: {e}"))
+}
+
+fn put_key(client: &Client, id: u16, curve: Curve, secret: &[u8; 32]) -> Result<(), String> {
+    client
+        .put_asymmetric_key(
+            id,
+            Label::from("pawl"),
+            Domain::DOM1,
+            Capability::SIGN_ECDSA | Capability::SIGN_EDDSA | Capability::EXPORTABLE_UNDER_WRAP,
+            algorithm(curve),
+            secret.to_vec(),
+        )
+        .map(|_| ())
+        .map_err(|e| format!("put key {id}: {e}"))
+}
+
+/// A mock HSM holding `material`: the authentication key and every key.
+fn build(material: &Material) -> Result<Connector, String> {
+    let connector = Connector::mockhsm();
+    let client = admin_client(&connector)?;
+    let caps = Capability::SIGN_ECDSA | Capability::SIGN_EDDSA;
+    client
+        .put_authentication_key(
+            material.auth_key_id,
+            Label::from("pawl-board"),
+            Domain::DOM1,
+            caps,
+            caps,
+            yubihsm::authentication::Algorithm::YubicoAes,
+            yubihsm::authentication::Key::derive_from_password(material.auth_password.as_bytes()),
+        )
+        .map_err(|e| format!("put authentication key: {e}"))?;
+    for (id, curve, secret) in &material.keys {
+        put_key(&client, *id, *curve, secret)?;
+    }
+    Ok(connector)
+}
+
+/// The Tezos public key of `id` as the mock reports it (x‖y → SEC1 compressed for ECDSA).
+fn public_key(connector: &Connector, id: u16, curve: Curve) -> Result<PublicKey, String> {
+    let raw = admin_client(connector)?
+        .get_public_key(id)
+        .map_err(|e| format!("get public key {id}: {e}"))?
+        .into_vec();
+    let bytes = match curve {
+        Curve::Ed25519 => raw,
+        _ if raw.len() == 64 => {
+            let mut c = vec![0x02 | (raw[63] & 1)];
+            c.extend_from_slice(&raw[..32]);
+            c
+        }
+        _ => return Err(format!("key {id}: public key of {} bytes", raw.len())),
+    };
+    PublicKey::from_curve_bytes(curve, &bytes).map_err(|e| format!("key {id}: {e}"))
+}
+
+fn generate(sim: &mut Sim, id: Option<u16>, curve: Curve) -> Result<(u16, PublicKey), String> {
+    let id = match id {
+        Some(id) => id,
+        None => (0x100u16..0xfff0)
+            .find(|i| !sim.material.keys.iter().any(|k| k.0 == *i))
+            .ok_or("no free key id")?,
+    };
+    if id == sim.material.auth_key_id || sim.material.keys.iter().any(|k| k.0 == id) {
+        return Err(format!("key id {id} is taken"));
+    }
+    let secret = new_secret(curve)?;
+    put_key(&admin_client(&sim.connector)?, id, curve, &secret)?;
+    sim.material.keys.push((id, curve, secret));
+    Ok((id, public_key(&sim.connector, id, curve)?))
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    (status, Json(json!({"error": msg}))).into_response()
+}
+
+async fn api(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let mut sim = lock(&s);
+    sim.stats.messages += 1;
+    match body.first() {
+        Some(0x03) => sim.stats.create_session += 1,
+        Some(0x04) => sim.stats.authenticate_session += 1,
+        Some(0x05) => sim.stats.session_message += 1,
+        _ => sim.stats.other += 1,
+    }
+    let connector = sim.connector.clone();
+    let message = body.to_vec();
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        connector.send_message(uuid::Uuid::nil(), message.clone().into())
+    }));
+    match answer {
+        Ok(Ok(reply)) => {
+            let reply: Vec<u8> = reply.into();
+            sim.log.push((message, Some(reply.clone())));
+            (
+                [("content-type", "application/octet-stream")],
+                axum::body::Bytes::from(reply),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => {
+            sim.log.push((message, None));
+            error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(_) => {
+            sim.log.push((message, None));
+            sim.stats.refused += 1;
+            match build(&sim.material) {
+                Ok(fresh) => {
+                    sim.connector = fresh;
+                    sim.stats.rebuilds += 1;
+                }
+                Err(e) => eprintln!("pawl-sim yubihsm: rebuilding the mock failed: {e}"),
+            }
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the HSM refused the message (mock rebuilt: sessions lost)",
+            )
+        }
+    }
+}
+
+async fn status() -> &'static str {
+    "status=OK\nserial=*\nversion=2.4.0-pawl-sim\npid=0\naddress=127.0.0.1\nport=0"
+}
+
+async fn stats(State(s): State<Shared>) -> Json<Value> {
+    let sim = lock(&s);
+    let st = &sim.stats;
+    Json(json!({
+        "messages": st.messages, "create_session": st.create_session,
+        "authenticate_session": st.authenticate_session, "session_message": st.session_message,
+        "other": st.other, "refused": st.refused, "rebuilds": st.rebuilds,
+    }))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn messages(State(s): State<Shared>) -> Json<Value> {
+    let sim = lock(&s);
+    let list: Vec<Value> = sim
+        .log
+        .iter()
+        .map(|(m, r)| json!({"request": hex(m), "response": r.as_deref().map(hex)}))
+        .collect();
+    Json(json!({ "messages": list }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenerateBody {
+    curve: String,
+    key_id: Option<u16>,
+}
+
+async fn admin_generate(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<GenerateBody>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "body is not {curve, key_id?}");
+    };
+    let curve = match parse_curve(&body.curve) {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let mut sim = lock(&s);
+    match generate(&mut sim, body.key_id, curve) {
+        Ok((id, pk)) => Json(json!({
+            "key_id": id, "curve": body.curve, "public_key": pk.to_b58().as_str(),
+            "pkh": pk.hash().to_b58().as_str(),
+        }))
+        .into_response(),
+        Err(m) => error(StatusCode::BAD_REQUEST, &m),
+    }
+}
+
+/// Run the simulator until SIGTERM/SIGINT or the parent's exit.
+pub fn run(args: Args) -> Result<(), String> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+        .map_err(|e| format!("prctl: {e}"))?;
+    if args.auth_key_id == 1 {
+        return Err(
+            "--auth-key-id 1 is the simulator's own administration key; use another".into(),
+        );
+    }
+    // The mock's refusals are panics, caught per message: one line, not a backtrace each.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("pawl-sim yubihsm: the mock HSM refused a message: {info}");
+    }));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?
+        .block_on(serve(args))
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let material = Material {
+        auth_key_id: args.auth_key_id,
+        auth_password: args.auth_password.clone(),
+        keys: Vec::new(),
+    };
+    let connector = build(&material)?;
+    let mut sim = Sim {
+        connector,
+        material,
+        stats: Stats::default(),
+        log: Vec::new(),
+    };
+    let mut created = Vec::new();
+    for spec in &args.keys {
+        let (id, curve) = spec
+            .split_once(':')
+            .ok_or(format!("--key {spec}: expected ID:CURVE"))?;
+        let id: u16 = id.parse().map_err(|_| format!("--key {spec}: bad id"))?;
+        let curve_v = parse_curve(curve)?;
+        let (id, pk) = generate(&mut sim, Some(id), curve_v)?;
+        created.push(format!("key: {id} {curve} {}", pk.to_b58().as_str()));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| format!("bind: {e}"))?;
+    let app = axum::Router::new()
+        .route("/connector/api", post(api))
+        .route("/connector/status", get(status))
+        .route("/admin/stats", get(stats))
+        .route("/admin/messages", get(messages))
+        .route("/admin/generate", post(admin_generate))
+        .with_state(Arc::new(Mutex::new(sim)));
+    println!("url: http://127.0.0.1:{}", addr.port());
+    for line in created {
+        println!("{line}");
+    }
+    use std::io::Write;
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+            if let Ok(mut term) = term {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        })
+        .await
+        .map_err(|e| format!("serve: {e}"))
+}
