@@ -51,8 +51,7 @@ fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {
 fn in_process(seconds: u64, ahead: u32) {
     // The same frames the bridge would send, answered by the board directly.
     let dir2 = tempfile::tempdir().expect("tempdir");
-    let mut board =
-        VirtualBoard::open_with(dir2.path(), Mode::Provisioning, ahead).expect("board");
+    let mut board = VirtualBoard::open_with(dir2.path(), Mode::Provisioning, ahead).expect("board");
     let (curve, secret) = pawl_core::keys::SecretBytes::from_b58(SIGNATORY_SK).expect("sk");
     let mut scratch = vec![0u8; MAX_FRAME];
     let mut frame = vec![0u8; MAX_FRAME];

@@ -130,13 +130,25 @@ pub enum AzureError {
     BadAnswer(String),
 }
 
+/// Shortest time between two reads of `<home>/azure_keys.json` for an unknown pkh.
+const KEYS_REREAD: Duration = Duration::from_secs(1);
+
+/// pkh → Key Vault key, and when the file was last read.
+struct KeyTable {
+    keys: HashMap<PublicKeyHash, KeyRef>,
+    read: Instant,
+}
+
 /// The Azure keyring of a running bridge.
 pub struct AzureKeyring {
     settings: AzureSettings,
     credential: Arc<dyn TokenCredential>,
     transport: Option<Transport>,
     clients: Mutex<HashMap<String, Arc<KeyClient>>>,
-    keys: HashMap<PublicKeyHash, KeyRef>,
+    /// pkh → Key Vault key, from `<home>/azure_keys.json`; re-read when a pkh is missing, so a
+    /// key imported while `pawl serve` runs signs without a restart.
+    keys: Mutex<KeyTable>,
+    home: PathBuf,
     /// Host-held signs go one at a time: the board keeps one pending approval.
     pub serial: tokio::sync::Mutex<()>,
 }
@@ -204,7 +216,11 @@ impl AzureKeyring {
             credential,
             transport,
             clients: Mutex::new(HashMap::new()),
-            keys,
+            keys: Mutex::new(KeyTable {
+                keys,
+                read: Instant::now(),
+            }),
+            home: home.to_path_buf(),
             serial: tokio::sync::Mutex::new(()),
         })
     }
@@ -216,7 +232,7 @@ impl AzureKeyring {
 
     /// Whether `pkh` is a Key Vault key this bridge knows.
     pub fn has_key(&self, pkh: &PublicKeyHash) -> bool {
-        self.keys.contains_key(pkh)
+        self.key_ref(pkh).is_ok()
     }
 
     fn client(&self, vault: &str) -> Result<Arc<KeyClient>, AzureError> {
@@ -291,6 +307,25 @@ impl AzureKeyring {
         Ok(pk)
     }
 
+    /// The Key Vault key recorded for `pkh`. A pkh not in the table makes it re-read
+    /// `<home>/azure_keys.json` (at most once a second: on-board keys are asked about too), so
+    /// a key imported after this keyring was opened is found.
+    fn key_ref(&self, pkh: &PublicKeyHash) -> Result<KeyRef, AzureError> {
+        let mut table = self
+            .keys
+            .lock()
+            .map_err(|_| AzureError::Setup("key table lock poisoned".into()))?;
+        if !table.keys.contains_key(pkh) && table.read.elapsed() >= KEYS_REREAD {
+            table.keys = load_keys(&self.home)?;
+            table.read = Instant::now();
+        }
+        table
+            .keys
+            .get(pkh)
+            .cloned()
+            .ok_or_else(|| AzureError::UnknownKey(pkh.to_string()))
+    }
+
     /// Have Key Vault sign `digest` for `pkh`: raw `r ‖ s` as returned (not normalised; the
     /// board does that and verifies).
     pub async fn sign(
@@ -298,10 +333,8 @@ impl AzureKeyring {
         pkh: &PublicKeyHash,
         digest: &[u8; 32],
     ) -> Result<Signature, AzureError> {
-        let key = self
-            .keys
-            .get(pkh)
-            .ok_or_else(|| AzureError::UnknownKey(pkh.to_string()))?;
+        let key = self.key_ref(pkh)?;
+        let key = &key;
         let client = self.client(&key.vault)?;
         let algorithm = match pkh.curve {
             Curve::Secp256k1 => SignatureAlgorithm::Es256K,

@@ -63,14 +63,19 @@ def azure(bins, tmp_root):
         "verify_challenge_resource = false\n"
         "sign_deadline_ms = 3000\n")
     keys = {}
-    for name in ("baker2", "baker3"):
+
+    def import_key(name):
         out = procs.pawl_cli(bins, ["keys", "import", "--home", str(home), "--device",
                                     str(board.device), "--backend", "azure", "--key", name,
                                     "--allow", "block,preattestation,attestation"])
-        pkh = out.split()[0]
-        status, body = None, None
-        keys[name] = pkh
+        keys[name] = out.split()[0]
+
+    # One key imported before `pawl serve` starts, one while it runs (through its control
+    # socket): serve finds the second in azure_keys.json without a restart.
+    import_key("baker2")
     bridge = procs.Bridge(bins, home, board.device, logs, name="azure-serve")
+    time.sleep(1.1)  # serve re-reads the key file at most once a second
+    import_key("baker3")
     for name, pkh in keys.items():
         status, body = bridge.public_key(pkh)
         assert status == 200, body
