@@ -61,6 +61,19 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     /// Azure Key Vault (host-held keys); absent means no Azure keys.
     pub azure: Option<RawAzure>,
+    /// YubiHSM2 connector (HSM keys); absent means no YubiHSM2 keys can sign.
+    pub yubihsm: Option<RawYubiHsm>,
+}
+
+/// `[yubihsm]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawYubiHsm {
+    /// The `yubihsm-connector` base URL, e.g. `http://127.0.0.1:12345`.
+    pub connector: Option<String>,
+    /// Longest one relayed message may take, ms. Default 2000; below
+    /// `device.request_timeout_ms`.
+    pub message_timeout_ms: Option<u64>,
 }
 
 /// `[azure]`.
@@ -169,6 +182,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Azure Key Vault settings, if configured.
     pub azure: Option<crate::azure::AzureSettings>,
+    /// YubiHSM2 connector settings, if configured.
+    pub yubihsm: Option<crate::yubihsm::YubiHsmSettings>,
 }
 
 impl Config {
@@ -256,8 +271,13 @@ impl Config {
             .azure
             .map(|a| validate_azure(a, request_timeout, &field))
             .transpose()?;
+        let yubihsm = raw
+            .yubihsm
+            .map(|y| validate_yubihsm(y, request_timeout, &field))
+            .transpose()?;
         Ok(Config {
             azure,
+            yubihsm,
             device: raw.device.path,
             baud: raw.device.baud.unwrap_or(115_200),
             response_timeout: Duration::from_millis(raw.device.response_timeout_ms.unwrap_or(2000)),
@@ -356,5 +376,42 @@ fn validate_azure(
         verify_challenge_resource: raw.verify_challenge_resource.unwrap_or(true),
         api_version: raw.api_version,
         sign_deadline,
+    })
+}
+
+fn validate_yubihsm(
+    raw: RawYubiHsm,
+    request_timeout: Duration,
+    field: &dyn Fn(String, String) -> ConfigError,
+) -> Result<crate::yubihsm::YubiHsmSettings, ConfigError> {
+    let text = raw.connector.ok_or_else(|| {
+        field(
+            "yubihsm.connector".into(),
+            "required (the yubihsm-connector URL, e.g. \"http://127.0.0.1:12345\")".into(),
+        )
+    })?;
+    let connector = reqwest::Url::parse(&text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            field(
+                "yubihsm.connector".into(),
+                format!("`{text}` is not an http:// or https:// URL"),
+            )
+        })?;
+    let message_timeout = Duration::from_millis(raw.message_timeout_ms.unwrap_or(2000));
+    if message_timeout.is_zero() || message_timeout >= request_timeout {
+        return Err(field(
+            "yubihsm.message_timeout_ms".into(),
+            format!(
+                "{} ms must be above 0 and below device.request_timeout_ms ({} ms)",
+                message_timeout.as_millis(),
+                request_timeout.as_millis()
+            ),
+        ));
+    }
+    Ok(crate::yubihsm::YubiHsmSettings {
+        connector,
+        message_timeout,
     })
 }

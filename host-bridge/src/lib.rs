@@ -23,3 +23,4 @@ pub mod device;
 pub mod http;
 pub mod link;
 pub mod metrics;
+pub mod yubihsm;

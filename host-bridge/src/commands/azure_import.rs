@@ -18,12 +18,14 @@ pub enum BackendArg {
     Board,
     /// An Azure Key Vault key (tz2 P-256K or tz3 P-256), host-trusted tier.
     Azure,
+    /// A key inside a YubiHSM2 (tz1, tz2 or tz3), by object id and public key.
+    Yubihsm,
 }
 
 /// The Azure options of `pawl keys import`.
 #[derive(Debug, Args)]
 pub struct AzureImportArgs {
-    /// Where the key lives: `board` (secret from stdin) or `azure` (Key Vault).
+    /// Where the key lives: `board` (secret from stdin), `azure` (Key Vault) or `yubihsm`.
     #[arg(long, value_enum, default_value = "board")]
     pub backend: BackendArg,
     /// Azure: the vault URL (default: `[azure] vault_url`).
@@ -35,12 +37,23 @@ pub struct AzureImportArgs {
     /// Azure: a key version (default: the current one).
     #[arg(long, value_name = "VERSION")]
     pub key_version: Option<String>,
+    /// YubiHSM2: the key's object id in the HSM.
+    #[arg(long, value_name = "N")]
+    pub key_id: Option<u16>,
+    /// YubiHSM2: the key's public key (edpk…/sppk…/p2pk…).
+    #[arg(long, value_name = "PK")]
+    pub public_key: Option<String>,
 }
 
 impl AzureImportArgs {
     /// Whether `--backend azure` was given.
     pub fn is_azure(&self) -> bool {
         self.backend == BackendArg::Azure
+    }
+
+    /// Whether `--backend yubihsm` was given.
+    pub fn is_yubihsm(&self) -> bool {
+        self.backend == BackendArg::Yubihsm
     }
 }
 

@@ -1,4 +1,4 @@
-//! `pawl device info`.
+//! `pawl device info|yubihsm-setup`.
 
 use clap::Subcommand;
 use pawl_core::protocol::{Mode, PROTOCOL_VERSION, Request, Response, StoreHealth};
@@ -11,6 +11,13 @@ use super::{Context, ask, print_json};
 pub enum DeviceCommand {
     /// Board model, firmware, mode and counters.
     Info,
+    /// Give the board the YubiHSM2 authentication key (its password on stdin) for the HSM keys
+    /// registered next (provisioning mode).
+    YubihsmSetup {
+        /// The authentication key's object id in the HSM.
+        #[arg(long)]
+        auth_key_id: u16,
+    },
 }
 
 /// Name of a mode as pawl prints it.
@@ -25,6 +32,7 @@ pub fn mode_name(mode: Mode) -> &'static str {
 pub fn run(ctx: &Context, cmd: DeviceCommand) -> anyhow::Result<()> {
     match cmd {
         DeviceCommand::Info => info(ctx),
+        DeviceCommand::YubihsmSetup { auth_key_id } => super::yubihsm::setup(ctx, auth_key_id),
     }
 }
 

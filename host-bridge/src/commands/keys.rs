@@ -28,7 +28,8 @@ pub enum KeysCommand {
     },
     /// Import a secret key (edsk…/spsk…/p2sk…/BLsk…, unencrypted) read from stdin
     /// (provisioning mode); or, with `--backend azure`, register an Azure Key Vault key by
-    /// its public key (no secret leaves Key Vault).
+    /// its public key (no secret leaves Key Vault); or, with `--backend yubihsm`, a key inside
+    /// a YubiHSM2 by `--key-id` and `--public-key` (after `pawl device yubihsm-setup`).
     Import {
         /// What the key may sign.
         #[command(flatten)]
@@ -154,6 +155,13 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             );
             print_new_key(ctx, answer)
         }
+        KeysCommand::Import { policy, azure } if azure.is_yubihsm() => super::yubihsm::import(
+            ctx,
+            azure.key_id,
+            azure.public_key.as_deref(),
+            policy.to_policy()?,
+            print_new_key,
+        ),
         KeysCommand::Import { policy, azure } if azure.is_azure() => {
             super::azure_import::run(ctx, azure, policy.to_policy()?, print_new_key)
         }

@@ -5,6 +5,7 @@ pub mod device;
 pub mod keys;
 pub mod serve;
 pub mod watermark;
+pub mod yubihsm;
 
 use std::path::{Path, PathBuf};
 

@@ -59,9 +59,16 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    let yubihsm = match &config.yubihsm {
+        Some(settings) => Some(Arc::new(
+            crate::yubihsm::HsmRelay::new(settings.clone()).context("[yubihsm] in pawl.toml")?,
+        )),
+        None => None,
+    };
     let link = Link::start(chosen.connector, config.link_settings());
     let state = Arc::new(AppState {
         azure,
+        yubihsm,
         link: link.clone(),
         auth: Authorizer::new(config.authorized_keys.clone()),
         settings: HttpSettings {

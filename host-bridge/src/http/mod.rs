@@ -12,6 +12,7 @@
 
 pub mod error;
 mod host_held;
+mod hsm_relay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Azure Key Vault keyring for host-held keys (`[azure]` in pawl.toml).
     pub azure: Option<Arc<crate::azure::AzureKeyring>>,
+    /// YubiHSM2 relay to the connector (`[yubihsm]` in pawl.toml).
+    pub yubihsm: Option<Arc<crate::yubihsm::HsmRelay>>,
 }
 
 /// The signer API as a router (tests call it without a socket). Serve it with
@@ -243,6 +246,18 @@ async fn sign_inner(
         Some(a) => Some(a.serial.lock().await),
         None => None,
     };
+    // YubiHSM2 keys: likewise from Sign to the board's last answer (one pending operation,
+    // one session). A key the bridge has not seen listed yet is treated as one.
+    let hsm = state.yubihsm.as_deref().filter(|_| {
+        state
+            .link
+            .cached_key(&pkh)
+            .is_none_or(|k| k.backend == pawl_core::protocol::Backend::YubiHsm)
+    });
+    let _hsm_serial = match hsm {
+        Some(r) => Some(r.serial.lock().await),
+        None => None,
+    };
     let reply = state
         .link
         .ask(&BoardRequest::Sign {
@@ -257,6 +272,9 @@ async fn sign_inner(
             pkh: approved,
             digest,
         } if approved == pkh => host_held::finish(state, azure, pkh, digest).await?,
+        BoardResponse::RelayToHsm { sealed } => {
+            hsm_relay::finish(state, state.yubihsm.as_deref(), sealed.to_vec()).await?
+        }
         other => other,
     };
     match response {

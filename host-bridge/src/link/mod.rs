@@ -191,6 +191,7 @@ impl Link {
                 | Request::HsmReply { .. }
                 | Request::HostSignature { .. }
                 | Request::RegisterHostKey { .. }
+                | Request::RegisterHsmKey { .. }
         );
         let (patience, deadline) = if self.waits_for_button(request) {
             let wait = self.settings.confirm_timeout;

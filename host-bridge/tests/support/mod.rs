@@ -107,6 +107,7 @@ impl Server {
             settings,
             metrics: Arc::new(Metrics::default()),
             azure: None,
+            yubihsm: None,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
