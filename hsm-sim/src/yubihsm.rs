@@ -10,12 +10,15 @@
 //! | `GET /admin/messages` | every raw message received and answered, hex (what a host on the path saw) |
 //! | `POST /admin/generate` `{"curve": "ed25519"\|"secp256k1"\|"p256", "key_id"?}` | a key made inside the mock: `{key_id, curve, public_key}` (Tezos base58) |
 //!
-//! MockHsm panics on messages it refuses to authenticate (a wrong host cryptogram, a bad C-MAC,
-//! an unknown key id), which poisons its state. The simulator catches the panic, answers with
-//! an HTTP 500 (as a connector whose device failed), and rebuilds the mock from the key material
-//! it keeps (so sessions are lost, keys are not) — it never dies on its input. It does **not**
-//! model: the real HSM's timing, its 16 sessions' limits beyond the mock's, audit logs, or
-//! device resets other than the rebuild.
+//! Failures are answered as a real YubiHSM2 answers them through its connector: HTTP 200 with a
+//! device error message `7f 00 01 CODE` — an unknown session `INVALID_SESSION` (0x03), a message
+//! the mock cannot parse `INVALID_COMMAND` (0x01). MockHsm *panics* on messages it refuses to
+//! authenticate (a wrong host cryptogram, a bad C-MAC, an unknown key id), which poisons its
+//! state: the simulator catches the panic, answers `AUTHENTICATION_FAILED` (0x04) /
+//! `SESSION_FAILED` (0x06) / `OBJECT_NOT_FOUND` (0x0b), and rebuilds the mock from the key
+//! material it keeps — keys survive, **all sessions are lost** (a real HSM would close only the
+//! failed one). It never dies on its input. It does **not** model: the real HSM's timing,
+//! session idle expiry, audit logs, or device resets other than the rebuild.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -219,7 +222,14 @@ async fn api(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
         }
         Ok(Err(e)) => {
             sim.log.push((message, None));
-            error(StatusCode::BAD_REQUEST, &e.to_string())
+            // The device's error answer, as a real YubiHSM2 gives it through its connector.
+            let code = if body.first() == Some(&0x05) {
+                INVALID_SESSION
+            } else {
+                INVALID_COMMAND
+            };
+            eprintln!("pawl-sim yubihsm: error answer 0x{code:02x}: {e}");
+            device_error(code)
         }
         Err(_) => {
             sim.log.push((message, None));
@@ -231,12 +241,30 @@ async fn api(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
                 }
                 Err(e) => eprintln!("pawl-sim yubihsm: rebuilding the mock failed: {e}"),
             }
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the HSM refused the message (mock rebuilt: sessions lost)",
-            )
+            device_error(match body.first() {
+                Some(0x03) => OBJECT_NOT_FOUND,
+                Some(0x04) => AUTHENTICATION_FAILED,
+                Some(0x05) => SESSION_FAILED,
+                _ => INVALID_COMMAND,
+            })
         }
     }
+}
+
+/// YubiHSM2 device error codes (Yubico's `YHR_DEVICE_*`).
+const INVALID_COMMAND: u8 = 0x01;
+const INVALID_SESSION: u8 = 0x03;
+const AUTHENTICATION_FAILED: u8 = 0x04;
+const SESSION_FAILED: u8 = 0x06;
+const OBJECT_NOT_FOUND: u8 = 0x0b;
+
+/// An error response (`0x7f`, length 1, code), HTTP 200 as the connector forwards it.
+fn device_error(code: u8) -> Response {
+    (
+        [("content-type", "application/octet-stream")],
+        axum::body::Bytes::from(vec![0x7f, 0x00, 0x01, code]),
+    )
+        .into_response()
 }
 
 async fn status() -> &'static str {

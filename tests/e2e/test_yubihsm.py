@@ -1,0 +1,185 @@
+"""YubiHSM2 tier end to end: `pawl-sim yubihsm` (the yubihsm crate's MockHsm behind the
+yubihsm-connector HTTP API) + `pawl-sim board --pty` + `pawl serve`, each its own process.
+tz1, tz2 and tz3 keys live inside the mock; the board runs the SCP03 session itself and the
+bridge only relays sealed messages. Every signature is verified with pytezos."""
+
+import json
+import statistics
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import procs
+import tezos
+
+CHAIN = bytes.fromhex("7a06a770")
+AUTH_ID = 2
+PASSWORD = "e2e yubihsm password"
+# K-ENC ‖ K-MAC of PASSWORD (PBKDF2-HMAC-SHA256, salt "Yubico", 10 000 iterations).
+DERIVED = __import__("hashlib").pbkdf2_hmac("sha256", PASSWORD.encode(), b"Yubico", 10000, 32)
+KEYS = {"tz1": (16, "ed25519"), "tz2": (17, "secp256k1"), "tz3": (18, "p256")}
+CURVE = {"tz1": "ed", "tz2": "sp", "tz3": "p2"}
+
+
+class YubiSim(procs.Proc):
+    def __init__(self, bins, log_dir: Path):
+        argv = [bins.sim, "yubihsm", "--auth-key-id", str(AUTH_ID),
+                "--auth-password", PASSWORD]
+        for key_id, curve in KEYS.values():
+            argv += ["--key", f"{key_id}:{curve}"]
+        super().__init__("yubihsm-sim", argv, log_dir)
+        self.url = self.wait_line("url: ")
+        self.public_keys = {}
+        for _ in KEYS:
+            key_id, _curve, pk = self.wait_line("key: ").split()
+            self.public_keys[int(key_id)] = pk
+
+    def http(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.url + path, data=body, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def admin(self, path: str) -> dict:
+        status, body = self.http("GET", path)
+        assert status == 200, body
+        return json.loads(body)
+
+    def messages(self) -> int:
+        return self.admin("/admin/stats")["messages"]
+
+
+@pytest.fixture(scope="module")
+def hsm(bins, tmp_root):
+    root = tmp_root / "yubihsm"
+    logs = root / "logs"
+    logs.mkdir(parents=True)
+    sim = YubiSim(bins, logs)
+    board = procs.Sim(bins, root / "board", logs, root / "device", name="yubihsm-board")
+    home = root / "bridge"
+    home.mkdir()
+    (home / "pawl.toml").write_text(
+        f'[yubihsm]\nconnector = "{sim.url}"\nmessage_timeout_ms = 2000\n')
+    procs.pawl_cli(bins, ["device", "yubihsm-setup", "--home", str(home), "--device",
+                          str(board.device), "--auth-key-id", str(AUTH_ID)],
+                   stdin_text=PASSWORD + "\n")
+    keys = {}
+    for tz, (key_id, _curve) in KEYS.items():
+        out = procs.pawl_cli(bins, ["keys", "import", "--home", str(home), "--device",
+                                    str(board.device), "--backend", "yubihsm", "--key-id",
+                                    str(key_id), "--public-key", sim.public_keys[key_id],
+                                    "--allow", "block,preattestation,attestation"])
+        pkh = out.split()[0]
+        assert pkh.startswith(tz), out
+        keys[tz] = (pkh, sim.public_keys[key_id])
+    assert sim.messages() == 0, "registering keys must not talk to the HSM"
+    bridge = procs.Bridge(bins, home, board.device, logs, name="yubihsm-serve")
+    for tz, (pkh, pk) in keys.items():
+        status, body = bridge.public_key(pkh)
+        assert status == 200 and body["public_key"] == pk, body
+    yield sim, bridge, keys, root
+    bridge.stop()
+    board.stop()
+    sim.stop()
+
+
+def signed(bridge, pkh, pk, payload):
+    status, body = bridge.sign(pkh, payload)
+    assert status == 200, body
+    tezos.verify(pk, body["signature"], payload)  # tz2: also asserts low-S
+    return body["signature"]
+
+
+def test_tz1_tz2_tz3_sign_blocks_preattestations_and_attestations(hsm):
+    sim, bridge, keys = hsm[:3]
+    for tz, (pkh, pk) in keys.items():
+        curve = CURVE[tz]
+        for level in range(10, 13):
+            signed(bridge, pkh, pk, tezos.preattestation(curve, CHAIN, level, 0))
+            signed(bridge, pkh, pk, tezos.attestation(curve, CHAIN, level, 0))
+            signed(bridge, pkh, pk, tezos.block(CHAIN, level, 1))
+    stats = sim.admin("/admin/stats")
+    # Sessions were opened and used: each signature is one session message.
+    assert stats["session_message"] >= 27 and stats["create_session"] >= 1, stats
+    assert stats["refused"] == 0, stats
+
+
+def test_watermark_refusals_and_retries_never_reach_the_hsm(hsm):
+    sim, bridge, keys = hsm[:3]
+    for tz, (pkh, pk) in keys.items():
+        curve = CURVE[tz]
+        payload = tezos.attestation(curve, CHAIN, 100, 0)
+        first = signed(bridge, pkh, pk, payload)
+        before = sim.messages()
+        assert signed(bridge, pkh, pk, payload) == first  # identical retry: recorded signature
+        status, _ = bridge.sign(pkh, tezos.attestation(curve, CHAIN, 100, 0, slot=3))
+        assert status == 409
+        status, _ = bridge.sign(pkh, tezos.attestation(curve, CHAIN, 99, 0))
+        assert status == 409
+        status, _ = bridge.sign(pkh, tezos.block(CHAIN, 5, 0))
+        assert status == 409
+        assert sim.messages() == before, tz
+
+
+def test_what_the_host_saw_cannot_open_a_session(hsm):
+    """Everything the host holds — pawl.toml, the logs, every relayed message and answer —
+    does not let it authenticate to the HSM: neither the password nor the derived keys are in
+    it, and replaying a captured session opening is refused."""
+    sim, bridge, keys, root = hsm
+    pkh, pk = keys["tz1"]
+    signed(bridge, pkh, pk, tezos.attestation("ed", CHAIN, 140, 0))  # a session, relayed
+    # The host's files: not the board's own store, not the HSM simulator's log (its command
+    # line carries the password, as an HSM's own provisioning would).
+    seen = b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file()
+                    and "board" not in p.parts and p.name != "yubihsm-sim.log")
+    assert b"[yubihsm]" in seen and b"listening on" in seen  # pawl.toml and the bridge log
+    log = sim.admin("/admin/messages")["messages"]
+    relayed = "".join(m["request"] + (m["response"] or "") for m in log)
+    for secret in (PASSWORD.encode(), DERIVED, DERIVED[:16], DERIVED[16:]):
+        assert secret not in seen
+        assert secret.hex() not in relayed
+    create = next(m for m in log if m["request"].startswith("03"))
+    auth = next(m for m in log if m["request"].startswith("04"))
+    sign = next(m for m in log if m["request"].startswith("05"))
+    before = sim.admin("/admin/stats")["refused"]
+    # A replayed Create Session gets a fresh card challenge; the captured host cryptogram
+    # does not match it, so Authenticate Session is refused (AUTHENTICATION_FAILED).
+    status, fresh = sim.http("POST", "/connector/api", bytes.fromhex(create["request"]))
+    assert status == 200 and fresh[0] == 0x83 and fresh.hex() != create["response"]
+    status, body = sim.http("POST", "/connector/api", bytes.fromhex(auth["request"]))
+    assert (status, body) == (200, bytes.fromhex("7f000104"))
+    # A captured session message replayed gets no signature back, only a device error.
+    status, body = sim.http("POST", "/connector/api", bytes.fromhex(sign["request"]))
+    assert status == 200 and body[0] == 0x7f, body.hex()
+    assert sim.admin("/admin/stats")["refused"] > before
+    # The board recovers in the same request: its session died with the mock's (the sim
+    # rebuilds it), the HSM answers INVALID_SESSION, the board opens a fresh session once.
+    pkh, pk = keys["tz2"]
+    payload = tezos.attestation("sp", CHAIN, 150, 0)
+    status, body = bridge.sign(pkh, payload)
+    assert status == 200, body
+    tezos.verify(pk, body["signature"], payload)
+
+
+def test_latency_per_signature(hsm):
+    sim, bridge, keys = hsm[:3]
+    out = {}
+    for tz, (pkh, _pk) in keys.items():
+        times = []
+        before = sim.messages()
+        for level in range(1000, 1200):
+            payload = tezos.attestation(CURVE[tz], CHAIN, level, 0)
+            t = time.perf_counter()
+            status, body = bridge.sign(pkh, payload)
+            times.append(time.perf_counter() - t)
+            assert status == 200, body
+        assert sim.messages() - before >= 200
+        times.sort()
+        out[tz] = (statistics.median(times) * 1e3, times[int(len(times) * 0.99) - 1] * 1e3)
+    print("\nyubihsm (mock) latency ms (p50, p99):",
+          {k: f"{a:.2f}, {b:.2f}" for k, (a, b) in out.items()})
