@@ -415,3 +415,44 @@ fn validate_yubihsm(
         message_timeout,
     })
 }
+
+#[cfg(test)]
+mod yubihsm_tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("pawl.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn yubihsm_section_is_validated_with_field_names() {
+        let ok = parse("[yubihsm]\nconnector = \"http://127.0.0.1:12345\"\n").expect("valid");
+        let y = ok.yubihsm.expect("[yubihsm]");
+        assert_eq!(y.connector.as_str(), "http://127.0.0.1:12345/");
+        assert_eq!(y.message_timeout, Duration::from_millis(2000));
+        assert!(parse("").expect("empty").yubihsm.is_none());
+        for (text, field) in [
+            ("[yubihsm]\n", "yubihsm.connector"),
+            (
+                "[yubihsm]\nconnector = \"127.0.0.1:12345\"\n",
+                "yubihsm.connector",
+            ),
+            ("[yubihsm]\nconnector = \"ftp://h/\"\n", "yubihsm.connector"),
+            (
+                "[yubihsm]\nconnector = \"http://h\"\nmessage_timeout_ms = 0\n",
+                "yubihsm.message_timeout_ms",
+            ),
+            (
+                "[yubihsm]\nconnector = \"http://h\"\nmessage_timeout_ms = 5000\n",
+                "yubihsm.message_timeout_ms",
+            ),
+            (
+                "[yubihsm]\nconnector = \"http://h\"\npassword = \"x\"\n",
+                "password",
+            ),
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(field), "{text}: {err}");
+        }
+    }
+}

@@ -4,6 +4,7 @@ tz1, tz2 and tz3 keys live inside the mock; the board runs the SCP03 session its
 bridge only relays sealed messages. Every signature is verified with pytezos."""
 
 import json
+import socket
 import statistics
 import time
 import urllib.error
@@ -164,6 +165,49 @@ def test_what_the_host_saw_cannot_open_a_session(hsm):
     status, body = bridge.sign(pkh, payload)
     assert status == 200, body
     tezos.verify(pk, body["signature"], payload)
+
+
+def test_silent_or_missing_connector_is_504_or_502_and_the_mark_holds(hsm, bins, tmp_root):
+    """A connector that never answers gives 504 within the relay timeout; one that is gone
+    gives 502; nothing is signed and the durable mark still refuses lower levels."""
+    sim = hsm[0]
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the kernel; nothing ever answers
+    port = silent.getsockname()[1]
+    root = tmp_root / "yubihsm-silent"
+    logs = root / "logs"
+    logs.mkdir(parents=True)
+    board = procs.Sim(bins, root / "board", logs, root / "device", name="silent-board")
+    home = root / "bridge"
+    home.mkdir()
+    (home / "pawl.toml").write_text(
+        f'[yubihsm]\nconnector = "http://127.0.0.1:{port}"\nmessage_timeout_ms = 500\n')
+    procs.pawl_cli(bins, ["device", "yubihsm-setup", "--home", str(home), "--device",
+                          str(board.device), "--auth-key-id", str(AUTH_ID)],
+                   stdin_text=PASSWORD)
+    out = procs.pawl_cli(bins, ["keys", "import", "--home", str(home), "--device",
+                                str(board.device), "--backend", "yubihsm", "--key-id", "17",
+                                "--public-key", sim.public_keys[17]])
+    pkh = out.split()[0]
+    bridge = procs.Bridge(bins, home, board.device, logs, name="silent-serve")
+    try:
+        payload = tezos.attestation("sp", CHAIN, 20, 0)
+        started = time.monotonic()
+        status, body = bridge.sign(pkh, payload)
+        assert status == 504, body
+        assert time.monotonic() - started < 2.0
+        assert "signature" not in body
+        silent.close()
+        status, body = bridge.sign(pkh, payload)
+        assert status == 502, body
+        assert "unreachable" in body[0]["msg"]
+        status, _ = bridge.sign(pkh, tezos.attestation("sp", CHAIN, 19, 0))
+        assert status == 409
+    finally:
+        bridge.stop()
+        board.stop()
+        silent.close()
 
 
 def test_latency_per_signature(hsm):
