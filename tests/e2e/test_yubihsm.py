@@ -222,8 +222,10 @@ def test_latency_per_signature(hsm):
             status, body = bridge.sign(pkh, payload)
             times.append(time.perf_counter() - t)
             assert status == 200, body
-        assert sim.messages() - before >= 200
+        sent = sim.messages() - before
+        assert 200 <= sent <= 200 * 3 // 2, sent  # one sign command each, sessions reopened
         times.sort()
-        out[tz] = (statistics.median(times) * 1e3, times[int(len(times) * 0.99) - 1] * 1e3)
-    print("\nyubihsm (mock) latency ms (p50, p99):",
-          {k: f"{a:.2f}, {b:.2f}" for k, (a, b) in out.items()})
+        out[tz] = (statistics.median(times) * 1e3, times[int(len(times) * 0.99) - 1] * 1e3,
+                   sent / 200)
+    print("\nyubihsm (mock) latency ms (p50, p99, HSM messages per signature):",
+          {k: f"{a:.2f}, {b:.2f}, {c:.2f}" for k, (a, b, c) in out.items()})
