@@ -3,7 +3,8 @@
 //! * `pawl device yubihsm-setup --auth-key-id N` — the HSM authentication key's password is
 //!   read from stdin, turned into `K-ENC ‖ K-MAC` as Yubico specifies (PBKDF2-HMAC-SHA256,
 //!   salt "Yubico", 10 000 iterations) in this process, wiped, and sent to the board, which
-//!   seals it with each HSM key registered next. `pawl serve` never holds it.
+//!   seals it with each HSM key registered next. While `pawl serve` runs the request goes
+//!   through its control socket (as `keys import` secrets do); it is never logged.
 //! * `pawl keys import --backend yubihsm --key-id N --public-key PK` — register an asymmetric
 //!   key inside the HSM by its object id and public key. The board has no request that reads
 //!   a public key from the HSM, so the public key comes from whoever made the key
