@@ -7,7 +7,7 @@
 //! | `POST /connector/api` | one raw command message in, the HSM's raw response out |
 //! | `GET /connector/status` | `status=OK` … (the connector's status page) |
 //! | `GET /admin/stats` | counters: messages, by command (create/authenticate session, session message, other), refused (mock panics), rebuilds |
-//! | `GET /admin/messages` | every raw message received and answered, hex (what a host on the path saw) |
+//! | `GET /admin/messages` | the last 10,000 raw messages received and their answers, hex (what a host on the path saw) |
 //! | `POST /admin/generate` `{"curve": "ed25519"\|"secp256k1"\|"p256", "key_id"?}` | a key made inside the mock: `{key_id, curve, public_key}` (Tezos base58) |
 //!
 //! Failures are answered as a real YubiHSM2 answers them through its connector: HTTP 200 with a
@@ -72,7 +72,19 @@ struct Sim {
     connector: Connector,
     material: Material,
     stats: Stats,
-    log: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    log: std::collections::VecDeque<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Most messages `GET /admin/messages` keeps (the oldest are dropped).
+const LOG_MAX: usize = 10_000;
+
+impl Sim {
+    fn record(&mut self, entry: (Vec<u8>, Option<Vec<u8>>)) {
+        if self.log.len() == LOG_MAX {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry);
+    }
 }
 
 type Shared = Arc<Mutex<Sim>>;
@@ -213,7 +225,7 @@ async fn api(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
     match answer {
         Ok(Ok(reply)) => {
             let reply: Vec<u8> = reply.into();
-            sim.log.push((message, Some(reply.clone())));
+            sim.record((message, Some(reply.clone())));
             (
                 [("content-type", "application/octet-stream")],
                 axum::body::Bytes::from(reply),
@@ -221,7 +233,7 @@ async fn api(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
                 .into_response()
         }
         Ok(Err(e)) => {
-            sim.log.push((message, None));
+            sim.record((message, None));
             // The device's error answer, as a real YubiHSM2 gives it through its connector.
             let code = if body.first() == Some(&0x05) {
                 INVALID_SESSION
@@ -232,7 +244,7 @@ async fn api(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
             device_error(code)
         }
         Err(_) => {
-            sim.log.push((message, None));
+            sim.record((message, None));
             sim.stats.refused += 1;
             match build(&sim.material) {
                 Ok(fresh) => {
@@ -353,7 +365,7 @@ async fn serve(args: Args) -> Result<(), String> {
         connector,
         material,
         stats: Stats::default(),
-        log: Vec::new(),
+        log: std::collections::VecDeque::new(),
     };
     let mut created = Vec::new();
     for spec in &args.keys {

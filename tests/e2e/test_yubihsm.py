@@ -167,6 +167,19 @@ def test_what_the_host_saw_cannot_open_a_session(hsm):
     tezos.verify(pk, body["signature"], payload)
 
 
+def test_malformed_messages_get_device_errors_and_the_sim_keeps_serving(hsm):
+    sim, bridge, keys = hsm[:3]
+    before = sim.admin("/admin/stats")
+    for junk in (b"", b"\x05", b"\x03\x00\x0a\x00\x63" + bytes(8), b"\x04\x00\x01\x00",
+                 b"\x05\x00\x03\x07\x00\x00", bytes(range(256)) * 8):
+        status, body = sim.http("POST", "/connector/api", junk)
+        assert status == 200 and body[:3] == b"\x7f\x00\x01", (junk[:8], status, body)
+    after = sim.admin("/admin/stats")
+    assert after["messages"] - before["messages"] == 6
+    pkh, pk = keys["tz3"]
+    signed(bridge, pkh, pk, tezos.attestation("p2", CHAIN, 160, 0))
+
+
 def test_silent_or_missing_connector_is_504_or_502_and_the_mark_holds(hsm, bins, tmp_root):
     """A connector that never answers gives 504 within the relay timeout; one that is gone
     gives 502; nothing is signed and the durable mark still refuses lower levels."""
