@@ -3,6 +3,7 @@ yubihsm-connector HTTP API) + `pawl-sim board --pty` + `pawl serve`, each its ow
 tz1, tz2 and tz3 keys live inside the mock; the board runs the SCP03 session itself and the
 bridge only relays sealed messages. Every signature is verified with pytezos."""
 
+import concurrent.futures
 import json
 import socket
 import statistics
@@ -167,6 +168,24 @@ def test_what_the_host_saw_cannot_open_a_session(hsm):
     tezos.verify(pk, body["signature"], payload)
 
 
+def test_concurrent_clients_on_three_hsm_keys_all_sign(hsm):
+    """The board holds one pending HSM operation: the bridge serialises HSM signs, so 9
+    concurrent clients (3 keys × block, preattestation, attestation — separate marks) all get
+    verified signatures."""
+    sim, bridge, keys = hsm[:3]
+    payloads = []
+    for tz, (pkh, pk) in keys.items():
+        c = CURVE[tz]
+        for payload in (tezos.block(CHAIN, 170, 0), tezos.preattestation(c, CHAIN, 170, 0),
+                        tezos.attestation(c, CHAIN, 170, 0)):
+            payloads.append((pkh, pk, payload))
+    with concurrent.futures.ThreadPoolExecutor(len(payloads)) as pool:
+        results = list(pool.map(lambda j: bridge.sign(j[0], j[2]), payloads))
+    for (pkh, pk, payload), (status, body) in zip(payloads, results):
+        assert status == 200, (pkh, body)
+        tezos.verify(pk, body["signature"], payload)
+
+
 def test_malformed_messages_get_device_errors_and_the_sim_keeps_serving(hsm):
     sim, bridge, keys = hsm[:3]
     before = sim.admin("/admin/stats")
@@ -177,7 +196,7 @@ def test_malformed_messages_get_device_errors_and_the_sim_keeps_serving(hsm):
     after = sim.admin("/admin/stats")
     assert after["messages"] - before["messages"] == 6
     pkh, pk = keys["tz3"]
-    signed(bridge, pkh, pk, tezos.attestation("p2", CHAIN, 160, 0))
+    signed(bridge, pkh, pk, tezos.attestation("p2", CHAIN, 180, 0))
 
 
 def test_silent_or_missing_connector_is_504_or_502_and_the_mark_holds(hsm, bins, tmp_root):
