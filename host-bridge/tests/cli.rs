@@ -244,3 +244,86 @@ fn bad_policy_flags_are_refused_before_touching_the_board() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown request kind `blocks`"));
 }
+
+#[test]
+fn yubihsm_setup_and_import_on_the_virtual_board() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // Flags of another backend are refused, not ignored.
+    for (args, expected) in [
+        (
+            vec!["keys", "import", "--key-id", "16"],
+            "--key-id and --public-key go with --backend yubihsm",
+        ),
+        (
+            vec!["keys", "import", "--backend", "yubihsm", "--key", "baker"],
+            "go with --backend azure",
+        ),
+        (
+            vec![
+                "keys",
+                "import",
+                "--backend",
+                "yubihsm",
+                "--public-key",
+                "edpkNOPE",
+            ],
+            "--key-id N",
+        ),
+    ] {
+        let (ok, _, err) = run_with_stdin(
+            {
+                let mut c = pawl(home.path());
+                c.args(&args);
+                c
+            },
+            "",
+        );
+        assert!(!ok && err.contains(expected), "{args:?}: {err}");
+    }
+    // The board keeps the authentication key in RAM until keys are registered: setup and
+    // import go to one running board, here through `pawl serve`'s control socket.
+    let log = home.path().join("serve.log");
+    let mut child = pawl(home.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let serve = Serve(child);
+    let first = lines.next().expect("a line").expect("utf8");
+    assert!(first.starts_with("listening on "), "{first}");
+    let mut setup = pawl(home.path());
+    setup.args(["device", "yubihsm-setup", "--auth-key-id", "2"]);
+    let (ok, _, err) = run_with_stdin(setup, "\n");
+    assert!(!ok && err.contains("no password"), "{err}");
+    let password = "cli test hsm password";
+    let mut setup = pawl(home.path());
+    setup.args(["device", "yubihsm-setup", "--auth-key-id", "2"]);
+    let (ok, out, err) = run_with_stdin(setup, &format!("{password}\n"));
+    assert!(ok, "{err}");
+    assert!(out.contains("authentication key 2"), "{out}");
+    assert!(!out.contains(password) && !err.contains(password));
+    let pk = "edpkuBknW28nW72KG6RoHtYW7p12T6GKc7nAbwYX5m8Wd9sDVC9yav";
+    let mut import = pawl(home.path());
+    import.args([
+        "keys",
+        "import",
+        "--backend",
+        "yubihsm",
+        "--key-id",
+        "16",
+        "--public-key",
+        pk,
+    ]);
+    let (ok, out, err) = run_with_stdin(import, "");
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("tz1") && out.contains(pk) && out.contains("yubihsm"),
+        "{out}"
+    );
+    drop(serve);
+    let logged = std::fs::read_to_string(&log).expect("serve log");
+    assert!(logged.contains("serving"), "{logged}");
+    assert!(!logged.contains(password));
+}

@@ -55,6 +55,19 @@ impl AzureImportArgs {
     pub fn is_yubihsm(&self) -> bool {
         self.backend == BackendArg::Yubihsm
     }
+
+    /// Refuse flags that belong to another backend (they would be silently ignored).
+    pub fn check_flags(&self) -> anyhow::Result<()> {
+        let azure = self.vault.is_some() || self.key.is_some() || self.key_version.is_some();
+        let hsm = self.key_id.is_some() || self.public_key.is_some();
+        if azure && !self.is_azure() {
+            anyhow::bail!("--vault, --key and --key-version go with --backend azure");
+        }
+        if hsm && !self.is_yubihsm() {
+            anyhow::bail!("--key-id and --public-key go with --backend yubihsm");
+        }
+        Ok(())
+    }
 }
 
 /// Run the Azure import; `print` prints the board's answer like other key commands.

@@ -155,6 +155,7 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             );
             print_new_key(ctx, answer)
         }
+        KeysCommand::Import { azure, .. } if azure.check_flags().is_err() => azure.check_flags(),
         KeysCommand::Import { policy, azure } if azure.is_yubihsm() => super::yubihsm::import(
             ctx,
             azure.key_id,
