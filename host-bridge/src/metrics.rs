@@ -63,6 +63,8 @@ pub struct Metrics {
     pub device_hop: Histogram,
     /// Sign requests end to end inside the bridge (body read → answer ready).
     pub sign_latency: Histogram,
+    /// YubiHSM2 connector round trip (one relayed message, sent → answer read).
+    pub hsm_hop: Histogram,
 }
 
 impl Metrics {
@@ -129,6 +131,12 @@ impl Metrics {
         out.push_str("# TYPE pawl_device_hop_duration_seconds histogram\n");
         self.device_hop
             .render(&mut out, "pawl_device_hop_duration_seconds", "");
+        out.push_str(
+            "# HELP pawl_hsm_hop_duration_seconds YubiHSM2 connector round trip (one relayed message).\n",
+        );
+        out.push_str("# TYPE pawl_hsm_hop_duration_seconds histogram\n");
+        self.hsm_hop
+            .render(&mut out, "pawl_hsm_hop_duration_seconds", "");
         out.push_str("# HELP pawl_board_connected Whether the board link is up.\n");
         out.push_str("# TYPE pawl_board_connected gauge\n");
         let _ = writeln!(out, "pawl_board_connected {}", u8::from(connected));

@@ -259,5 +259,11 @@ def test_latency_per_signature(hsm):
         times.sort()
         out[tz] = (statistics.median(times) * 1e3, times[int(len(times) * 0.99) - 1] * 1e3,
                    sent / 200)
+    assert bridge.metrics_url
+    with urllib.request.urlopen(bridge.metrics_url, timeout=10) as r:
+        text = r.read().decode()
+    count = next(line for line in text.splitlines()
+                 if line.startswith("pawl_hsm_hop_duration_seconds_count"))
+    assert int(count.split()[-1]) >= 600, count  # every relayed message timed
     print("\nyubihsm (mock) latency ms (p50, p99, HSM messages per signature):",
           {k: f"{a:.2f}, {b:.2f}, {c:.2f}" for k, (a, b, c) in out.items()})

@@ -26,7 +26,9 @@ pub(super) async fn finish(
         ));
     };
     for _ in 0..MAX_ROUNDS {
+        let started = std::time::Instant::now();
         let answer = relay.send(&sealed).await.map_err(relay_error)?;
+        state.metrics.hsm_hop.observe(started.elapsed());
         let reply = state
             .link
             .ask(&BoardRequest::HsmReply { sealed: &answer })
