@@ -120,6 +120,16 @@ class Binaries:
         self.pawl = os.environ.get("PAWL_E2E_PAWL") or str(target / "pawl")
 
 
+def publish_pty(pty: str, link: Path) -> None:
+    """Point the stable device path `link` at `pty` (atomically: a bridge reconnecting by path
+    never sees it missing)."""
+    tmp = link.with_suffix(".tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(pty)
+    os.replace(tmp, link)
+
+
 class Sim(Proc):
     """`pawl-sim board --pty`; the pty path is also published through a stable symlink so a
     restarted board (new /dev/pts/N) is found again at the same device path."""
@@ -132,11 +142,7 @@ class Sim(Proc):
         super().__init__(name, argv, log_dir)
         self.home = home
         self.pty = self.wait_line("pty: ")
-        tmp = link.with_suffix(".tmp")
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        tmp.symlink_to(self.pty)
-        os.replace(tmp, link)
+        publish_pty(self.pty, link)
         self.device = link
 
 

@@ -52,11 +52,7 @@ class QemuBoard(procs.Proc):
         super().__init__(name, argv, log_dir)
         self.home = home
         self.pty = self.wait_line("pty: ")
-        tmp = link.with_suffix(".tmp")
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        tmp.symlink_to(self.pty)
-        os.replace(tmp, link)
+        procs.publish_pty(self.pty, link)
 
     def kill9(self):
         """Power cut: SIGKILL to the launcher and QEMU (its own process group)."""

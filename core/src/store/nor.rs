@@ -541,13 +541,13 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
             .marks
             .iter()
             .enumerate()
-            .filter_map(|(i, m)| Some((i, m.ceiling?.0.saturating_sub(m.signed?))))
-            .filter(|&(_, headroom)| headroom < due)
-            .min_by_key(|&(_, headroom)| headroom);
-        let Some((i, _)) = closest else {
-            return Ok(false);
-        };
-        let Some(signed) = self.marks[i].signed else {
+            .filter_map(|(i, m)| {
+                let signed = m.signed?;
+                Some((i, signed, m.ceiling?.0.saturating_sub(signed)))
+            })
+            .filter(|&(_, _, headroom)| headroom < due)
+            .min_by_key(|&(_, _, headroom)| headroom);
+        let Some((i, signed, _)) = closest else {
             return Ok(false);
         };
         let target = (signed.saturating_add(self.ceiling_ahead), u32::MAX);
