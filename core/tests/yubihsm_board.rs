@@ -18,7 +18,10 @@ use pawl_core::yubihsm::command;
 
 use pawl_core::board::{Board, NoButton};
 use support::board::{INFO, TestBoard, TestEntropy, attestation, board, consensus};
-use support::hsm::{ED25519_ID, Hsm, K256_ID, P256_ID, SIGNER_AUTH_ID, SIGNER_PASSWORD, derive};
+use support::hsm::{
+    ED25519_ID, Hsm, K256_ID, P256_ID, Relay, SIGNER_AUTH_ID, SIGNER_PASSWORD, derive, drive,
+    honest,
+};
 use support::verify_independently;
 
 const CHAIN: [u8; 4] = [0xb3, 0xd7, 0x9f, 0x99];
@@ -27,29 +30,6 @@ const KEYS: [(Curve, u16); 3] = [
     (Curve::Secp256k1, K256_ID),
     (Curve::P256, P256_ID),
 ];
-
-/// What the relay does to the HSM's reply number `n` (0-based within one request).
-type Relay<'a> = &'a mut dyn FnMut(usize, Vec<u8>) -> Option<Vec<u8>>;
-
-fn honest() -> impl FnMut(usize, Vec<u8>) -> Option<Vec<u8>> {
-    |_, r| Some(r)
-}
-
-/// Send `request`, relaying every `RelayToHsm` to the mock and its reply back through `relay`
-/// (`None`: the relay drops it and the exchange ends there).
-fn drive(b: &mut TestBoard, hsm: &mut Hsm, request: Request<'_>, relay: Relay<'_>) -> Response {
-    let mut response = b.handle(request);
-    let mut n = 0;
-    while let Response::RelayToHsm { sealed } = &response {
-        let reply = hsm.send(sealed).unwrap_or_else(|_| vec![0x7f, 0, 1, 0x0e]);
-        let Some(reply) = relay(n, reply) else {
-            return response;
-        };
-        n += 1;
-        response = b.handle(Request::HsmReply { sealed: &reply });
-    }
-    response
-}
 
 fn sign_via(
     b: &mut TestBoard,

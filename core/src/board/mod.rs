@@ -328,6 +328,18 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 public_key,
                 policy,
             } => self.hsm_register(key_id, public_key, policy),
+            Request::ImportHsmKey {
+                key_id,
+                expect,
+                policy,
+            } => self.hsm_import(key_id, expect, policy),
+            Request::GenerateHsmKey {
+                key_id,
+                curve,
+                label,
+                domains,
+                policy,
+            } => self.hsm_generate(key_id, curve, label, domains, policy),
         }
     }
 

@@ -39,6 +39,7 @@
 
 use super::{Board, Entropy, Material, Presence};
 use crate::keys::{Curve, KeyError, PublicKey, PublicKeyHash, Signature, secp256k1_normalize};
+use crate::policy::Policy;
 use crate::protocol::{MAX_SEALED, Refusal, Response};
 use crate::store::Store;
 use crate::watermark::MarkId;
@@ -67,20 +68,70 @@ impl Hsm {
     }
 }
 
-/// One signature in progress.
+/// The one HSM exchange in progress: what it is for, where the handshake stands, and whether
+/// it already reopened the session once.
 struct Operation {
-    key: PublicKeyHash,
-    digest: [u8; 32],
-    mark: Option<(MarkId, u32, u32)>,
+    work: Work,
     step: Step,
-    /// Whether this operation already reopened the session once.
     reopened: bool,
+}
+
+/// What an HSM exchange is for.
+#[derive(Clone)]
+enum Work {
+    /// Sign `digest` with HSM key `key`; the mark, if any, is durable and approved in RAM.
+    Sign {
+        key: PublicKeyHash,
+        digest: [u8; 32],
+        mark: Option<(MarkId, u32, u32)>,
+    },
+    /// Provisioning: read key `key_id`'s public key through the session and register it.
+    Import {
+        key_id: u16,
+        /// The public key the operator expects.
+        expect: Option<PublicKey>,
+        /// The curve the key must be of (a key just generated).
+        curve: Option<Curve>,
+        policy: Policy,
+    },
+    /// Provisioning: have the HSM generate a key, then import it.
+    Generate {
+        key_id: u16,
+        curve: Curve,
+        label: [u8; command::LABEL_LEN],
+        domains: u16,
+        policy: Policy,
+    },
+}
+
+impl Work {
+    /// The inner command this work sends next.
+    fn command(
+        &self,
+        curve_of: impl Fn(&PublicKeyHash) -> Result<(Curve, u16), Refusal>,
+    ) -> Result<Command, Refusal> {
+        match self {
+            Work::Sign { key, digest, .. } => {
+                let (curve, key_id) = curve_of(key)?;
+                Command::sign(curve, key_id, digest).map_err(Refusal::Hsm)
+            }
+            Work::Import { key_id, .. } => Ok(Command::get_public_key(*key_id)),
+            Work::Generate {
+                key_id,
+                curve,
+                label,
+                domains,
+                ..
+            } => Command::generate(*curve, *key_id, label, *domains).map_err(Refusal::Hsm),
+        }
+    }
 }
 
 enum Step {
     Create(Handshake),
     Authenticate(Opening),
-    Sign,
+    /// The inner command with this code is out; its reply comes next.
+    Command(u8),
 }
 
 /// A YubiHSM2 key's material: tz1/tz2/tz3, a valid point.
@@ -137,21 +188,74 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         Ok(Response::Done)
     }
 
+    /// The authentication key set up for registering keys.
+    fn hsm_credential(&self) -> Result<AuthKey, Refusal> {
+        self.hsm
+            .credential
+            .clone()
+            .ok_or(Refusal::Hsm(HsmError::NotSetUp))
+    }
+
     /// `RegisterHsmKey`: a key inside the HSM, reached with the set-up authentication key.
     pub(super) fn hsm_register(
         &mut self,
         key_id: u16,
         public: PublicKey,
-        policy: crate::policy::Policy,
+        policy: Policy,
     ) -> Result<Response, Refusal> {
         self.provisioning()?;
-        let auth = self
-            .hsm
-            .credential
-            .clone()
-            .ok_or(Refusal::Hsm(HsmError::NotSetUp))?;
-        let material = material(public, key_id, auth)?;
+        let material = material(public, key_id, self.hsm_credential()?)?;
         self.add_key(material, policy)
+    }
+
+    /// `ImportHsmKey`: read the key's public key through the session, then register it.
+    pub(super) fn hsm_import(
+        &mut self,
+        key_id: u16,
+        expect: Option<PublicKey>,
+        policy: Policy,
+    ) -> Result<Response, Refusal> {
+        self.provisioning()?;
+        self.healthy()?;
+        if let Some(public) = &expect {
+            // Refused here, before any HSM byte, rather than after the read.
+            material(*public, key_id, self.hsm_credential()?)?;
+        }
+        let work = Work::Import {
+            key_id,
+            expect,
+            curve: None,
+            policy,
+        };
+        self.hsm_begin(work, false)
+    }
+
+    /// `GenerateHsmKey`: have the HSM generate the key, read it back, register it.
+    pub(super) fn hsm_generate(
+        &mut self,
+        key_id: u16,
+        curve: Curve,
+        label: &str,
+        domains: u16,
+        policy: Policy,
+    ) -> Result<Response, Refusal> {
+        self.provisioning()?;
+        self.healthy()?;
+        let mut padded = [0u8; command::LABEL_LEN];
+        padded
+            .get_mut(..label.len())
+            .ok_or(Refusal::Hsm(HsmError::LabelTooLong))?
+            .copy_from_slice(label.as_bytes());
+        // Checks the curve before any HSM byte.
+        Command::generate(curve, key_id, &padded, domains).map_err(Refusal::Hsm)?;
+        let work = Work::Generate {
+            key_id,
+            curve,
+            label: padded,
+            domains,
+            policy,
+        };
+        self.hsm_begin(work, false)
     }
 
     /// Step 7 for a YubiHSM2 key, once the mark (if any) is durable: raise the mark in RAM to
@@ -168,8 +272,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         self.hsm_start(pkh, digest, mark, false)
     }
 
-    /// Begin (or restart) the operation: a sign command in the open session, or a new
-    /// session first.
+    /// Begin (or restart) a sign.
     pub(super) fn hsm_start(
         &mut self,
         pkh: &PublicKeyHash,
@@ -177,17 +280,36 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         mark: Option<(MarkId, u32, u32)>,
         reopened: bool,
     ) -> Result<Response, Refusal> {
+        let work = Work::Sign {
+            key: *pkh,
+            digest,
+            mark,
+        };
+        self.hsm_begin(work, reopened)
+    }
+
+    /// The authentication key `work` runs under: the signing key's, or the set-up one.
+    fn hsm_auth(&self, work: &Work) -> Result<AuthKey, Refusal> {
+        match work {
+            Work::Sign { key, .. } => Ok(self.hsm_key(key)?.0),
+            Work::Import { .. } | Work::Generate { .. } => self.hsm_credential(),
+        }
+    }
+
+    /// Begin (or restart) an operation: its command in the open session, or a new session
+    /// first.
+    fn hsm_begin(&mut self, work: Work, reopened: bool) -> Result<Response, Refusal> {
         // A replaced operation may have left a command outstanding: that session is spent.
         if self
             .hsm
             .pending
             .take()
-            .is_some_and(|op| matches!(op.step, Step::Sign))
+            .is_some_and(|op| matches!(op.step, Step::Command(_)))
             || reopened
         {
             self.hsm.session = None;
         }
-        let (auth, _, _) = self.hsm_key(pkh)?;
+        let auth = self.hsm_auth(&work)?;
         if self.hsm.session_auth.as_ref() != Some(&auth)
             || self
                 .hsm
@@ -197,26 +319,22 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         {
             self.hsm.session = None;
         }
-        let mut op = Operation {
-            key: *pkh,
-            digest,
-            mark,
-            step: Step::Sign,
-            reopened,
-        };
         let mut buf = [0u8; 128];
-        let n = if self.hsm.session.is_some() {
-            self.hsm_seal_sign(&op, &mut buf)?
+        let (step, n) = if self.hsm.session.is_some() {
+            self.hsm_seal(&work, &mut buf)?
         } else {
             let mut challenge = [0u8; 8];
             self.entropy.fill(&mut challenge)?;
             let (handshake, n) =
                 Handshake::start(&auth, challenge, &mut buf).map_err(Refusal::Hsm)?;
-            op.step = Step::Create(handshake);
             self.hsm.session_auth = Some(auth);
-            n
+            (Step::Create(handshake), n)
         };
-        self.hsm.pending = Some(op);
+        self.hsm.pending = Some(Operation {
+            work,
+            step,
+            reopened,
+        });
         relay(&buf[..n])
     }
 
@@ -233,90 +351,121 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         }
     }
 
-    fn hsm_seal_sign(&mut self, op: &Operation, buf: &mut [u8]) -> Result<usize, Refusal> {
-        let (_, curve, key_id) = self.hsm_key(&op.key)?;
-        let cmd = Command::sign(curve, key_id, &op.digest).map_err(Refusal::Hsm)?;
+    /// Seal `work`'s command in the open session.
+    fn hsm_seal(&mut self, work: &Work, buf: &mut [u8]) -> Result<(Step, usize), Refusal> {
+        let cmd = work.command(|pkh| self.hsm_key(pkh).map(|(_, c, id)| (c, id)))?;
         let session = self
             .hsm
             .session
             .as_mut()
             .ok_or(Refusal::Hsm(HsmError::NotSetUp))?;
-        session
+        let n = session
             .seal(cmd.code, cmd.data(), buf)
-            .map_err(Refusal::Hsm)
+            .map_err(Refusal::Hsm)?;
+        Ok((Step::Command(cmd.code), n))
     }
 
     /// `HsmReply`: the HSM's answer to the last `RelayToHsm`.
     pub(super) fn hsm_reply(&mut self, reply: &[u8]) -> Result<Response, Refusal> {
         self.healthy()?;
-        let mut op = self.hsm.pending.take().ok_or(Refusal::NoPendingSign)?;
-        let result = self.hsm_step(&mut op, reply);
-        match result {
-            Ok(Some(response)) => {
-                self.hsm.pending = Some(op);
-                Ok(response)
+        let op = self.hsm.pending.take().ok_or(Refusal::NoPendingSign)?;
+        let mut buf = [0u8; 128];
+        let handshake =
+            match op.step {
+                Step::Create(handshake) => self.hsm_auth(&op.work).and_then(|auth| {
+                    let (opening, n) = handshake
+                        .answer(&auth, reply, &mut buf)
+                        .map_err(Refusal::Hsm)?;
+                    Ok((Step::Authenticate(opening), n))
+                }),
+                Step::Authenticate(opening) => opening
+                    .confirm(reply)
+                    .map_err(Refusal::Hsm)
+                    .and_then(|session| {
+                        self.hsm.session = Some(session);
+                        self.hsm_seal(&op.work, &mut buf)
+                    }),
+                // The command's reply: its own rules for the session.
+                Step::Command(code) => return self.hsm_answer(op, code, reply),
+            };
+        match handshake {
+            Ok((step, n)) => {
+                self.hsm.pending = Some(Operation { step, ..op });
+                relay(&buf[..n])
             }
-            Ok(None) => self.hsm_finish(&op, reply),
             Err(e) => {
+                // A failed handshake leaves no usable session.
                 self.hsm.session = None;
                 Err(e)
             }
         }
     }
 
-    /// Advance the handshake; `Ok(None)` when the reply is the sign command's.
-    fn hsm_step(&mut self, op: &mut Operation, reply: &[u8]) -> Result<Option<Response>, Refusal> {
-        let mut buf = [0u8; 128];
-        match core::mem::replace(&mut op.step, Step::Sign) {
-            Step::Create(handshake) => {
-                let auth = self.hsm_key(&op.key)?.0;
-                let (opening, n) = handshake
-                    .answer(&auth, reply, &mut buf)
-                    .map_err(Refusal::Hsm)?;
-                op.step = Step::Authenticate(opening);
-                relay(&buf[..n]).map(Some)
-            }
-            Step::Authenticate(opening) => {
-                self.hsm.session = Some(opening.confirm(reply).map_err(Refusal::Hsm)?);
-                let n = self.hsm_seal_sign(op, &mut buf)?;
-                relay(&buf[..n]).map(Some)
-            }
-            Step::Sign => Ok(None),
-        }
-    }
-
-    /// Open the sign reply, verify and release.
-    fn hsm_finish(&mut self, op: &Operation, reply: &[u8]) -> Result<Response, Refusal> {
-        let (_, curve, _) = self.hsm_key(&op.key)?;
-        let public = *self.slot(&op.key)?.material.public_key();
-        let code = Command::sign(curve, 0, &op.digest)
-            .map_err(Refusal::Hsm)?
-            .code;
+    /// Open the command's reply and act on it.
+    fn hsm_answer(&mut self, op: Operation, code: u8, reply: &[u8]) -> Result<Response, Refusal> {
         let mut out = [0u8; 256];
         let session = self
             .hsm
             .session
             .as_mut()
             .ok_or(Refusal::Hsm(HsmError::NotSetUp))?;
-        let raw = match session.open(code, reply, &mut out) {
-            Ok(data) => command::signature(curve, data),
+        let data = match session.open(code, reply, &mut out) {
+            Ok(data) => data,
             // Authenticated refusal: the session is sound.
             Err(e @ HsmError::Refused { .. }) => return Err(Refusal::Hsm(e)),
-            // Expired or reset: one fresh session for this operation.
+            // Expired or reset: one fresh session for this operation. The command did not run
+            // (the HSM refused the session), so sending it again is safe.
             Err(HsmError::Device { .. }) if !op.reopened => {
-                return self.hsm_start(&op.key, op.digest, op.mark, true);
+                return self.hsm_begin(op.work, true);
             }
             Err(e) => {
                 self.hsm.session = None;
                 return Err(Refusal::Hsm(e));
             }
         };
-        let raw = raw.map_err(Refusal::Hsm)?;
-        let signature = verify(&public, &op.digest, &raw)?;
-        if let Some((id, level, round)) = &op.mark {
-            self.marks
-                .complete(id, *level, *round, &op.digest, signature)?;
+        match op.work {
+            Work::Sign { key, digest, mark } => {
+                let (_, curve, _) = self.hsm_key(&key)?;
+                let raw = command::signature(curve, data).map_err(Refusal::Hsm)?;
+                let public = *self.slot(&key)?.material.public_key();
+                let signature = verify(&public, &digest, &raw)?;
+                if let Some((id, level, round)) = &mark {
+                    self.marks
+                        .complete(id, *level, *round, &digest, signature)?;
+                }
+                Ok(Response::Signature(signature))
+            }
+            Work::Generate { curve, policy, .. } => {
+                let key_id = command::generated_key(data).map_err(Refusal::Hsm)?;
+                let work = Work::Import {
+                    key_id,
+                    expect: None,
+                    curve: Some(curve),
+                    policy,
+                };
+                let mut buf = [0u8; 128];
+                let (step, n) = self.hsm_seal(&work, &mut buf)?;
+                self.hsm.pending = Some(Operation {
+                    work,
+                    step,
+                    reopened: op.reopened,
+                });
+                relay(&buf[..n])
+            }
+            Work::Import {
+                key_id,
+                expect,
+                curve,
+                policy,
+            } => {
+                let public = command::public_key(data).map_err(Refusal::Hsm)?;
+                if expect.is_some_and(|e| e != public) || curve.is_some_and(|c| c != public.curve())
+                {
+                    return Err(Refusal::Hsm(HsmError::KeyMismatch));
+                }
+                let material = material(public, key_id, self.hsm_credential()?)?;
+                self.add_key(material, policy)
+            }
         }
-        Ok(Response::Signature(signature))
     }
 }

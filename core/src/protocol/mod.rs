@@ -234,6 +234,36 @@ pub enum Request<'a> {
         /// Policy.
         policy: Policy,
     },
+    /// Provisioning: register a key inside the YubiHSM2 by its object id alone. The board reads
+    /// the public key itself, through its own authenticated session (Get Public Key), so the
+    /// host cannot substitute one; with `expect`, a different key is refused
+    /// ([`HsmError::KeyMismatch`]). Relayed like a sign ([`Response::RelayToHsm`]), then
+    /// [`Response::KeyInfo`].
+    ImportHsmKey {
+        /// Asymmetric key object id.
+        key_id: u16,
+        /// The public key the operator expects, if they know it.
+        expect: Option<PublicKey>,
+        /// Policy.
+        policy: Policy,
+    },
+    /// Provisioning: have the YubiHSM2 generate a key (Generate Asymmetric Key: sign capability
+    /// only, not exportable), read its public key back through the session and register it.
+    /// Relayed ([`Response::RelayToHsm`]), then [`Response::KeyInfo`].
+    GenerateHsmKey {
+        /// Object id for the new key (0: the HSM picks one).
+        key_id: u16,
+        /// tz1 (Ed25519), tz2 (secp256k1) or tz3 (P-256).
+        curve: Curve,
+        /// Object label, at most 40 bytes.
+        #[serde(borrow)]
+        label: &'a str,
+        /// Domains bit mask the key belongs to (bit 0 = domain 1); must share one with the
+        /// authentication key.
+        domains: u16,
+        /// Policy.
+        policy: Policy,
+    },
 }
 
 /// One key as the board lists it.

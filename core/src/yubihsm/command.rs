@@ -1,5 +1,6 @@
 //! The few YubiHSM2 commands the board sends inside a session, and strict parsers for their
-//! replies (Yubico "Commands": Sign ECDSA 0x56, Sign EdDSA 0x6a, Get Public Key 0x54).
+//! replies (Yubico "Commands": Sign ECDSA 0x56, Sign EdDSA 0x6a, Get Public Key 0x54,
+//! Generate Asymmetric Key 0x46).
 
 use super::{HsmError, code};
 use crate::keys::{Curve, PublicKey};
@@ -12,12 +13,25 @@ const ALGORITHM_EC_P256: u8 = 0x0c;
 const ALGORITHM_EC_K256: u8 = 0x0f;
 const ALGORITHM_ED25519: u8 = 0x2e;
 
+/// Capability bits of a key pawl has the HSM generate: it may sign (ECDSA or EdDSA) and
+/// nothing else — in particular not `exportable-under-wrap` (0x1_0000), so the secret never
+/// leaves the HSM, not even wrapped.
+const CAPABILITY_SIGN_ECDSA: u64 = 0x80;
+const CAPABILITY_SIGN_EDDSA: u64 = 0x100;
+
+/// Length of a YubiHSM2 object label.
+pub const LABEL_LEN: usize = 40;
+
+/// Longest command data: Generate Asymmetric Key (id, label, domains, capabilities,
+/// algorithm).
+const MAX_DATA: usize = 2 + LABEL_LEN + 2 + 8 + 1;
+
 /// An inner command: its code and data (key id, then the digest if any).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Command {
     /// Command code.
     pub code: u8,
-    data: [u8; 34],
+    data: [u8; MAX_DATA],
     len: usize,
 }
 
@@ -28,11 +42,11 @@ impl Command {
     }
 
     fn with_key(code: u8, key: ObjectId, digest: Option<&[u8; 32]>) -> Command {
-        let mut data = [0u8; 34];
+        let mut data = [0u8; MAX_DATA];
         data[..2].copy_from_slice(&key.to_be_bytes());
         let len = match digest {
             Some(d) => {
-                data[2..].copy_from_slice(d);
+                data[2..34].copy_from_slice(d);
                 34
             }
             None => 2,
@@ -57,6 +71,39 @@ impl Command {
     pub fn get_public_key(key: ObjectId) -> Command {
         Command::with_key(code::GET_PUBLIC_KEY, key, None)
     }
+
+    /// Generate Asymmetric Key: a `curve` key with id `key` (0: the HSM picks one), `label`
+    /// (zero-padded), in `domains`, allowed to sign and nothing else.
+    pub fn generate(
+        curve: Curve,
+        key: ObjectId,
+        label: &[u8; LABEL_LEN],
+        domains: u16,
+    ) -> Result<Command, HsmError> {
+        let (algorithm, capabilities) = match curve {
+            Curve::Secp256k1 => (ALGORITHM_EC_K256, CAPABILITY_SIGN_ECDSA),
+            Curve::P256 => (ALGORITHM_EC_P256, CAPABILITY_SIGN_ECDSA),
+            Curve::Ed25519 => (ALGORITHM_ED25519, CAPABILITY_SIGN_EDDSA),
+            Curve::Bls12_381 => return Err(HsmError::UnsupportedCurve),
+        };
+        let mut data = [0u8; MAX_DATA];
+        data[..2].copy_from_slice(&key.to_be_bytes());
+        data[2..42].copy_from_slice(label);
+        data[42..44].copy_from_slice(&domains.to_be_bytes());
+        data[44..52].copy_from_slice(&capabilities.to_be_bytes());
+        data[52] = algorithm;
+        Ok(Command {
+            code: code::GENERATE_ASYMMETRIC_KEY,
+            data,
+            len: MAX_DATA,
+        })
+    }
+}
+
+/// The key id in a Generate Asymmetric Key reply.
+pub fn generated_key(data: &[u8]) -> Result<ObjectId, HsmError> {
+    let id: [u8; 2] = data.try_into().map_err(|_| HsmError::Malformed)?;
+    Ok(u16::from_be_bytes(id))
 }
 
 /// The raw signature in a Sign ECDSA / Sign EdDSA reply: `r ‖ s` (from DER) or Ed25519's 64

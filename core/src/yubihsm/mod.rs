@@ -27,6 +27,8 @@ pub mod code {
     pub const AUTHENTICATE_SESSION: u8 = 0x04;
     /// Session Message.
     pub const SESSION_MESSAGE: u8 = 0x05;
+    /// Generate Asymmetric Key.
+    pub const GENERATE_ASYMMETRIC_KEY: u8 = 0x46;
     /// Get Public Key.
     pub const GET_PUBLIC_KEY: u8 = 0x54;
     /// Sign ECDSA.
@@ -136,6 +138,11 @@ pub enum HsmError {
     TooLong,
     /// The HSM key is of a curve pawl does not sign with through a YubiHSM2.
     UnsupportedCurve,
+    /// The HSM holds another key under this id than the one expected (another public key or
+    /// curve).
+    KeyMismatch,
+    /// An object label longer than the HSM's 40 bytes.
+    LabelTooLong,
 }
 
 impl fmt::Display for HsmError {
@@ -156,6 +163,10 @@ impl fmt::Display for HsmError {
             HsmError::MessageLimit => f.write_str("HSM session message limit reached"),
             HsmError::TooLong => f.write_str("HSM message too long for the relay"),
             HsmError::UnsupportedCurve => f.write_str("curve not supported through a YubiHSM2"),
+            HsmError::KeyMismatch => {
+                f.write_str("the HSM holds another key under this id than the one expected")
+            }
+            HsmError::LabelTooLong => f.write_str("HSM object labels are at most 40 bytes"),
         }
     }
 }

@@ -5,6 +5,7 @@
 use openssl::hash::MessageDigest;
 use openssl::pkcs5::pbkdf2_hmac;
 use pawl_core::keys::SecretBytes;
+use pawl_core::protocol::{Request, Response};
 use yubihsm::asymmetric::Algorithm;
 use yubihsm::{Capability, Client, Connector, Credentials, Domain, object::Label};
 
@@ -93,4 +94,33 @@ impl Hsm {
         }))
         .unwrap_or_else(|_| Err("the mock HSM refused the message (panicked)".into()))
     }
+}
+
+/// What the relay does to the HSM's reply number `n` (0-based within one request).
+pub type Relay<'a> = &'a mut dyn FnMut(usize, Vec<u8>) -> Option<Vec<u8>>;
+
+/// A relay that carries every reply unchanged.
+pub fn honest() -> impl FnMut(usize, Vec<u8>) -> Option<Vec<u8>> {
+    |_, r| Some(r)
+}
+
+/// Send `request`, relaying every `RelayToHsm` to the mock and its reply back through `relay`
+/// (`None`: the relay drops it and the exchange ends there).
+pub fn drive(
+    b: &mut super::board::TestBoard,
+    hsm: &mut Hsm,
+    request: Request<'_>,
+    relay: Relay<'_>,
+) -> Response {
+    let mut response = b.handle(request);
+    let mut n = 0;
+    while let Response::RelayToHsm { sealed } = &response {
+        let reply = hsm.send(sealed).unwrap_or_else(|_| vec![0x7f, 0, 1, 0x0e]);
+        let Some(reply) = relay(n, reply) else {
+            return response;
+        };
+        n += 1;
+        response = b.handle(Request::HsmReply { sealed: &reply });
+    }
+    response
 }
