@@ -9,6 +9,7 @@
 //! | `GET /admin/stats` | counters: messages, by command (create/authenticate session, session message, other), refused (mock panics), rebuilds |
 //! | `GET /admin/messages` | the last 10,000 raw messages received and their answers, hex (what a host on the path saw) |
 //! | `POST /admin/generate` `{"curve": "ed25519"\|"secp256k1"\|"p256", "key_id"?}` | a key made inside the mock: `{key_id, curve, public_key}` (Tezos base58) |
+//! | `GET /admin/key/{id}` | what the HSM holds under asymmetric key `id`, read with the crate's own client: `{key_id, curve, public_key, capabilities, exportable, origin, label}` (404 if none) |
 //!
 //! Failures are answered as a real YubiHSM2 answers them through its connector: HTTP 200 with a
 //! device error message `7f 00 01 CODE` — an unknown session `INVALID_SESSION` (0x03), a message
@@ -16,8 +17,10 @@
 //! authenticate (a wrong host cryptogram, a bad C-MAC, an unknown key id), which poisons its
 //! state: the simulator catches the panic, answers `AUTHENTICATION_FAILED` (0x04) /
 //! `SESSION_FAILED` (0x06) / `OBJECT_NOT_FOUND` (0x0b), and rebuilds the mock from the key
-//! material it keeps — keys survive, **all sessions are lost** (a real HSM would close only the
-//! failed one). It never dies on its input. It does **not** model: the real HSM's timing,
+//! material it keeps — keys put in through the simulator survive, **all sessions are lost** (a
+//! real HSM would close only the failed one), and so are keys generated through a session
+//! (`pawl keys generate --backend yubihsm`): their secrets never leave the mock, so the
+//! simulator cannot carry them over (a real HSM keeps them). It never dies on its input. It does **not** model: the real HSM's timing,
 //! session idle expiry, audit logs, or device resets other than the rebuild.
 
 use std::net::SocketAddr;
@@ -152,13 +155,15 @@ fn put_key(client: &Client, id: u16, curve: Curve, secret: &[u8; 32]) -> Result<
 fn build(material: &Material) -> Result<Connector, String> {
     let connector = Connector::mockhsm();
     let client = admin_client(&connector)?;
+    // What the board's authentication key needs: sign, and generate keys that may only sign
+    // (Get Public Key needs no capability).
     let caps = Capability::SIGN_ECDSA | Capability::SIGN_EDDSA;
     client
         .put_authentication_key(
             material.auth_key_id,
             Label::from("pawl-board"),
             Domain::DOM1,
-            caps,
+            caps | Capability::GENERATE_ASYMMETRIC_KEY,
             caps,
             yubihsm::authentication::Algorithm::YubicoAes,
             yubihsm::authentication::Key::derive_from_password(material.auth_password.as_bytes()),
@@ -333,6 +338,40 @@ async fn admin_generate(State(s): State<Shared>, body: axum::body::Bytes) -> Res
     }
 }
 
+/// `GET /admin/key/{id}`: the asymmetric key `id` as the crate's own client reads it.
+async fn admin_key(
+    State(s): State<Shared>,
+    axum::extract::Path(id): axum::extract::Path<u16>,
+) -> Response {
+    let sim = lock(&s);
+    let info = match admin_client(&sim.connector).and_then(|c| {
+        c.get_object_info(id, yubihsm::object::Type::AsymmetricKey)
+            .map_err(|e| format!("key {id}: {e}"))
+    }) {
+        Ok(info) => info,
+        Err(m) => return error(StatusCode::NOT_FOUND, &m),
+    };
+    let curve = match info.algorithm {
+        yubihsm::Algorithm::Asymmetric(Algorithm::Ed25519) => Curve::Ed25519,
+        yubihsm::Algorithm::Asymmetric(Algorithm::EcK256) => Curve::Secp256k1,
+        yubihsm::Algorithm::Asymmetric(Algorithm::EcP256) => Curve::P256,
+        other => return error(StatusCode::NOT_FOUND, &format!("key {id}: {other:?}")),
+    };
+    match public_key(&sim.connector, id, curve) {
+        Ok(pk) => Json(json!({
+            "key_id": id,
+            "curve": format!("{curve:?}").to_ascii_lowercase(),
+            "public_key": pk.to_b58().as_str(),
+            "capabilities": info.capabilities.bits(),
+            "exportable": info.capabilities.contains(Capability::EXPORTABLE_UNDER_WRAP),
+            "origin": format!("{:?}", info.origin).to_ascii_lowercase(),
+            "label": info.label.to_string(),
+        }))
+        .into_response(),
+        Err(m) => error(StatusCode::NOT_FOUND, &m),
+    }
+}
+
 /// Run the simulator until SIGTERM/SIGINT or the parent's exit.
 pub fn run(args: Args) -> Result<(), String> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
@@ -387,6 +426,7 @@ async fn serve(args: Args) -> Result<(), String> {
         .route("/admin/stats", get(stats))
         .route("/admin/messages", get(messages))
         .route("/admin/generate", post(admin_generate))
+        .route("/admin/key/{id}", get(admin_key))
         .with_state(Arc::new(Mutex::new(sim)));
     println!("url: http://127.0.0.1:{}", addr.port());
     for line in created {

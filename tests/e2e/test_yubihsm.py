@@ -1,7 +1,9 @@
 """YubiHSM2 tier end to end: `pawl-sim yubihsm` (the yubihsm crate's MockHsm behind the
 yubihsm-connector HTTP API) + `pawl-sim board --pty` + `pawl serve`, each its own process.
 tz1, tz2 and tz3 keys live inside the mock; the board runs the SCP03 session itself and the
-bridge only relays sealed messages. Every signature is verified with pytezos."""
+bridge only relays sealed messages — for signatures, and for `pawl keys import|generate
+--backend yubihsm`, where the board reads the public key through its own session. Every
+signature is verified with pytezos against the public key the simulator reads from the mock."""
 
 import concurrent.futures
 import json
@@ -27,15 +29,15 @@ CURVE = {"tz1": "ed", "tz2": "sp", "tz3": "p2"}
 
 
 class YubiSim(procs.Proc):
-    def __init__(self, bins, log_dir: Path):
+    def __init__(self, bins, log_dir: Path, keys: dict = KEYS):
         argv = [bins.sim, "yubihsm", "--auth-key-id", str(AUTH_ID),
                 "--auth-password", PASSWORD]
-        for key_id, curve in KEYS.values():
+        for key_id, curve in keys.values():
             argv += ["--key", f"{key_id}:{curve}"]
         super().__init__("yubihsm-sim", argv, log_dir)
         self.url = self.wait_line("url: ")
         self.public_keys = {}
-        for _ in KEYS:
+        for _ in keys:
             key_id, _curve, pk = self.wait_line("key: ").split()
             self.public_keys[int(key_id)] = pk
 
@@ -72,14 +74,18 @@ def hsm(bins, tmp_root):
                    stdin_text=PASSWORD + "\n")
     keys = {}
     for tz, (key_id, _curve) in KEYS.items():
+        # The board reads each public key from the HSM through its own session; tz1 also
+        # names the key it expects (double-checked by the board).
+        expect = ["--public-key", sim.public_keys[key_id]] if tz == "tz1" else []
         out = procs.pawl_cli(bins, ["keys", "import", "--home", str(home), "--device",
                                     str(board.device), "--backend", "yubihsm", "--key-id",
-                                    str(key_id), "--public-key", sim.public_keys[key_id],
+                                    str(key_id), *expect,
                                     "--allow", "block,preattestation,attestation"])
-        pkh = out.split()[0]
+        pkh, pk = out.split()[:2]
         assert pkh.startswith(tz), out
-        keys[tz] = (pkh, sim.public_keys[key_id])
-    assert sim.messages() == 0, "registering keys must not talk to the HSM"
+        assert pk == sim.public_keys[key_id], (tz, out)
+        keys[tz] = (pkh, pk)
+    assert sim.messages() >= 3 + 2, "registration reads the public keys through a session"
     bridge = procs.Bridge(bins, home, board.device, logs, name="yubihsm-serve")
     for tz, (pkh, pk) in keys.items():
         status, body = bridge.public_key(pkh)
@@ -214,14 +220,15 @@ def test_silent_or_missing_connector_is_504_or_502_and_the_mark_holds(hsm, bins,
     home = root / "bridge"
     home.mkdir()
     (home / "pawl.toml").write_text(
-        f'[yubihsm]\nconnector = "http://127.0.0.1:{port}"\nmessage_timeout_ms = 500\n')
+        f'[yubihsm]\nconnector = "{sim.url}"\nmessage_timeout_ms = 500\n')
     procs.pawl_cli(bins, ["device", "yubihsm-setup", "--home", str(home), "--device",
                           str(board.device), "--auth-key-id", str(AUTH_ID)],
                    stdin_text=PASSWORD)
     out = procs.pawl_cli(bins, ["keys", "import", "--home", str(home), "--device",
-                                str(board.device), "--backend", "yubihsm", "--key-id", "17",
-                                "--public-key", sim.public_keys[17]])
+                                str(board.device), "--backend", "yubihsm", "--key-id", "17"])
     pkh = out.split()[0]
+    (home / "pawl.toml").write_text(
+        f'[yubihsm]\nconnector = "http://127.0.0.1:{port}"\nmessage_timeout_ms = 500\n')
     bridge = procs.Bridge(bins, home, board.device, logs, name="silent-serve")
     try:
         payload = tezos.attestation("sp", CHAIN, 20, 0)
@@ -267,3 +274,68 @@ def test_latency_per_signature(hsm):
     assert int(count.split()[-1]) >= 600, count  # every relayed message timed
     print("\nyubihsm (mock) latency ms (p50, p99, HSM messages per signature):",
           {k: f"{a:.2f}, {b:.2f}, {c:.2f}" for k, (a, b, c) in out.items()})
+
+
+def test_keys_generated_inside_the_hsm_sign(bins, tmp_root):
+    """`pawl keys generate --backend yubihsm`: the HSM makes tz1/tz2/tz3 keys (sign-only, not
+    exportable), the board registers the public keys it read back through its session, and
+    they sign through `pawl serve` — verified by pytezos against what the simulator reads
+    from the mock itself. Own simulator: the mock forgets session-generated keys when another
+    test makes it panic."""
+    root = tmp_root / "yubihsm-generate"
+    logs = root / "logs"
+    logs.mkdir(parents=True)
+    sim = YubiSim(bins, logs, keys={})
+    board = procs.Sim(bins, root / "board", logs, root / "device", name="generate-board")
+    home = root / "bridge"
+    home.mkdir()
+    (home / "pawl.toml").write_text(f'[yubihsm]\nconnector = "{sim.url}"\n')
+    bridge = None
+    try:
+        cli = ["--home", str(home), "--device", str(board.device)]
+        # Before the setup the board has no credential: a clear error, nothing in the HSM.
+        with pytest.raises(RuntimeError, match="yubihsm-setup"):
+            procs.pawl_cli(bins, ["keys", "generate", *cli, "--backend", "yubihsm",
+                                  "--curve", "p256", "--key-id", "40"])
+        assert sim.messages() == 0
+        procs.pawl_cli(bins, ["device", "yubihsm-setup", *cli, "--auth-key-id", str(AUTH_ID)],
+                       stdin_text=PASSWORD)
+        keys = {}
+        for tz, curve, key_id in (("tz1", "ed25519", 48), ("tz2", "secp256k1", 49),
+                                  ("tz3", "p256", 50)):
+            out = procs.pawl_cli(bins, ["keys", "generate", *cli, "--json", "--backend",
+                                        "yubihsm", "--curve", curve, "--key-id", str(key_id),
+                                        "--label", f"e2e {tz}"])
+            info = json.loads(out)
+            assert info["pkh"].startswith(tz) and info["backend"] == "yubihsm", info
+            held = sim.admin(f"/admin/key/{key_id}")
+            assert held["public_key"] == info["public_key"], (held, info)
+            assert held["origin"] == "generated" and not held["exportable"], held
+            assert held["capabilities"] == (0x100 if tz == "tz1" else 0x80), held
+            assert held["label"] == f"e2e {tz}", held
+            keys[tz] = (info["pkh"], held["public_key"])
+        # A key already registered, imported again by id: the board refuses.
+        with pytest.raises(RuntimeError, match="refused"):
+            procs.pawl_cli(bins, ["keys", "import", *cli, "--backend", "yubihsm",
+                                  "--key-id", "48"])
+        # Import by id of a key made outside pawl, with a wrong expected key: refused.
+        made = json.loads(sim.http("POST", "/admin/generate",
+                                   b'{"curve": "secp256k1", "key_id": 51}')[1])
+        with pytest.raises(RuntimeError, match="another key"):
+            procs.pawl_cli(bins, ["keys", "import", *cli, "--backend", "yubihsm",
+                                  "--key-id", "51", "--public-key", keys["tz2"][1]])
+        listed = procs.pawl_cli(bins, ["keys", "list", *cli, "--json"])
+        assert made["pkh"] not in listed and len(json.loads(listed)["keys"]) == 3, listed
+        bridge = procs.Bridge(bins, home, board.device, logs, name="generate-serve")
+        for tz, (pkh, pk) in keys.items():
+            c = CURVE[tz]
+            for level in (7, 8):
+                signed(bridge, pkh, pk, tezos.block(CHAIN, level, 0))
+                signed(bridge, pkh, pk, tezos.preattestation(c, CHAIN, level, 0))
+                signed(bridge, pkh, pk, tezos.attestation(c, CHAIN, level, 0))
+        assert sim.admin("/admin/stats")["rebuilds"] == 0
+    finally:
+        if bridge:
+            bridge.stop()
+        board.stop()
+        sim.stop()

@@ -24,12 +24,21 @@ def qemu_hsm(bins, qemu_elf, tmp_root):  # noqa: F811
                        stdin_text=PASSWORD + "\n")
         keys = {}
         for tz, (key_id, _curve) in KEYS.items():
+            # The firmware reads the public key from the HSM through its own session.
             out = procs.pawl_cli(bins, ["keys", "import", "--home", str(stack.bridge_home),
                                         "--device", str(stack.device), "--backend", "yubihsm",
-                                        "--key-id", str(key_id), "--public-key",
-                                        sim.public_keys[key_id],
+                                        "--key-id", str(key_id),
                                         "--allow", "block,preattestation,attestation"])
-            keys[tz] = (out.split()[0], sim.public_keys[key_id])
+            pkh, pk = out.split()[:2]
+            assert pk == sim.public_keys[key_id], out
+            keys[tz] = (pkh, pk)
+        # A tz2 key generated inside the HSM by the firmware's request.
+        out = procs.pawl_cli(bins, ["keys", "generate", "--home", str(stack.bridge_home),
+                                    "--device", str(stack.device), "--backend", "yubihsm",
+                                    "--curve", "secp256k1", "--key-id", "60"])
+        pkh, pk = out.split()[:2]
+        assert sim.admin("/admin/key/60")["public_key"] == pk, out
+        keys["tz2-generated"] = (pkh, pk)
         stack.start_bridge()
     except Exception:
         print(stack.log_tails())
@@ -44,8 +53,8 @@ def qemu_hsm(bins, qemu_elf, tmp_root):  # noqa: F811
 def test_firmware_signs_through_its_own_hsm_session(qemu_hsm):
     sim, stack, keys = qemu_hsm
     for tz, (pkh, pk) in keys.items():
-        assert pkh.startswith(tz), pkh
-        curve = CURVE[tz]
+        assert pkh.startswith(tz[:3]), pkh
+        curve = CURVE[tz[:3]]
         for level in (20, 21):
             signed(stack.bridge, pkh, pk, tezos.preattestation(curve, CHAIN, level, 0))
             signed(stack.bridge, pkh, pk, tezos.attestation(curve, CHAIN, level, 0))
@@ -58,7 +67,7 @@ def test_firmware_signs_through_its_own_hsm_session(qemu_hsm):
 def test_firmware_refuses_before_any_hsm_traffic(qemu_hsm):
     sim, stack, keys = qemu_hsm
     for tz, (pkh, pk) in keys.items():
-        curve = CURVE[tz]
+        curve = CURVE[tz[:3]]
         payload = tezos.attestation(curve, CHAIN, 50, 0)
         first = signed(stack.bridge, pkh, pk, payload)
         before = sim.messages()

@@ -18,7 +18,7 @@ pub enum BackendArg {
     Board,
     /// An Azure Key Vault key (tz2 P-256K or tz3 P-256), host-trusted tier.
     Azure,
-    /// A key inside a YubiHSM2 (tz1, tz2 or tz3), by object id and public key.
+    /// A key inside a YubiHSM2 (tz1, tz2 or tz3), by object id.
     Yubihsm,
 }
 
@@ -40,7 +40,8 @@ pub struct AzureImportArgs {
     /// YubiHSM2: the key's object id in the HSM.
     #[arg(long, value_name = "N")]
     pub key_id: Option<u16>,
-    /// YubiHSM2: the key's public key (edpk…/sppk…/p2pk…).
+    /// YubiHSM2: the public key you expect (edpk…/sppk…/p2pk…); the board refuses the import
+    /// if the HSM holds another.
     #[arg(long, value_name = "PK")]
     pub public_key: Option<String>,
 }

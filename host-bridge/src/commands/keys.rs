@@ -17,19 +17,24 @@ use super::{Context, ask, print_json};
 pub enum KeysCommand {
     /// List the board's keys and their policies.
     List,
-    /// Generate a key on the board (provisioning mode).
+    /// Generate a key on the board (provisioning mode); or, with `--backend yubihsm`, inside
+    /// a YubiHSM2 (after `pawl device yubihsm-setup`), registered on the board.
     Generate {
-        /// Curve: ed25519 (tz1), secp256k1 (tz2), p256 (tz3), bls (tz4).
+        /// Curve: ed25519 (tz1), secp256k1 (tz2), p256 (tz3), bls (tz4; board only).
         #[arg(long, value_enum)]
         curve: CurveArg,
         /// What the key may sign.
         #[command(flatten)]
         policy: PolicyArgs,
+        /// Where the key is made.
+        #[command(flatten)]
+        hsm: HsmGenerateArgs,
     },
     /// Import a secret key (edsk…/spsk…/p2sk…/BLsk…, unencrypted) read from stdin
     /// (provisioning mode); or, with `--backend azure`, register an Azure Key Vault key by
     /// its public key (no secret leaves Key Vault); or, with `--backend yubihsm`, a key inside
-    /// a YubiHSM2 by `--key-id` and `--public-key` (after `pawl device yubihsm-setup`).
+    /// a YubiHSM2 by `--key-id` (after `pawl device yubihsm-setup`; the board reads the public
+    /// key from the HSM, `--public-key` only double-checks it).
     Import {
         /// What the key may sign.
         #[command(flatten)]
@@ -38,6 +43,34 @@ pub enum KeysCommand {
         #[command(flatten)]
         azure: super::azure_import::AzureImportArgs,
     },
+}
+
+/// `--backend` of `pawl keys generate`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum GenerateBackend {
+    /// On the board, sealed in its flash.
+    #[default]
+    Board,
+    /// Inside a YubiHSM2 (tz1, tz2, tz3): sign-only, not exportable.
+    Yubihsm,
+}
+
+/// The YubiHSM2 options of `pawl keys generate`.
+#[derive(Debug, Args)]
+pub struct HsmGenerateArgs {
+    /// Where the key is made: `board` or `yubihsm`.
+    #[arg(long, value_enum, default_value = "board")]
+    pub backend: GenerateBackend,
+    /// YubiHSM2: object id for the new key (0: the HSM picks one).
+    #[arg(long, value_name = "N")]
+    pub key_id: Option<u16>,
+    /// YubiHSM2: object label (default "pawl baker key").
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+    /// YubiHSM2: domains the key belongs to, e.g. `1` or `1,2` (default 1); must share one
+    /// with the authentication key.
+    #[arg(long, value_name = "LIST")]
+    pub domains: Option<String>,
 }
 
 /// `--curve` values.
@@ -143,7 +176,25 @@ impl PolicyArgs {
 pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List => list(ctx),
-        KeysCommand::Generate { curve, policy } => {
+        KeysCommand::Generate { curve, policy, hsm } if hsm.backend == GenerateBackend::Yubihsm => {
+            let key_id = hsm.key_id.context(
+                "--key-id N (the new key's object id in the HSM, 0 to let it pick) is required with --backend yubihsm",
+            )?;
+            let domains = super::yubihsm::domains_mask(hsm.domains.as_deref().unwrap_or("1"))?;
+            let what = super::yubihsm::GenerateInHsm {
+                curve: curve.into(),
+                key_id,
+                label: hsm.label.as_deref().unwrap_or("pawl baker key"),
+                domains,
+            };
+            super::yubihsm::generate(ctx, what, policy.to_policy()?, print_new_key)
+        }
+        KeysCommand::Generate { hsm, .. }
+            if hsm.key_id.is_some() || hsm.label.is_some() || hsm.domains.is_some() =>
+        {
+            anyhow::bail!("--key-id, --label and --domains go with --backend yubihsm")
+        }
+        KeysCommand::Generate { curve, policy, .. } => {
             let policy = policy.to_policy()?;
             let link = ctx.open_link()?;
             let answer = ask(
