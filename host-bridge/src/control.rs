@@ -8,6 +8,7 @@
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use pawl_core::protocol::{
     Fed, FrameAccumulator, MAX_FRAME, Refusal, Request, Response, decode_frame, encode_frame,
@@ -16,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::link::Link;
+use crate::yubihsm::HsmRelay;
 
 /// The socket path for a home directory.
 pub fn socket_path(home: &Path) -> PathBuf {
@@ -58,14 +60,16 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
-/// Accept connections forever, relaying each on its own task.
-pub async fn serve(listener: UnixListener, link: Link) {
+/// Accept connections forever, relaying each on its own task. `hsm` is the running bridge's
+/// YubiHSM2 relay, whose turn a CLI's HSM key registration takes (see [`relay`]).
+pub async fn serve(listener: UnixListener, link: Link, hsm: Option<Arc<HsmRelay>>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let link = link.clone();
+                let hsm = hsm.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = relay(stream, link).await {
+                    if let Err(e) = relay(stream, link, hsm).await {
                         tracing::debug!("control connection ended: {e}");
                     }
                 });
@@ -78,7 +82,13 @@ pub async fn serve(listener: UnixListener, link: Link) {
     }
 }
 
-async fn relay(mut stream: UnixStream, link: Link) -> io::Result<()> {
+/// Relay one CLI connection's frames. A YubiHSM2 key registration (`ImportHsmKey`,
+/// `GenerateHsmKey`) holds the bridge's HSM turn from its first frame to the board's last
+/// answer (the CLI relays the HSM messages itself, through `HsmReply` frames here): the board
+/// keeps one pending HSM operation, so an HTTP sign for an HSM key waits instead of replacing
+/// it. The turn ends with the exchange, or with the connection.
+async fn relay(mut stream: UnixStream, link: Link, hsm: Option<Arc<HsmRelay>>) -> io::Result<()> {
+    let mut hsm_turn = None;
     let mut frames = Box::new(FrameAccumulator::<MAX_FRAME>::new());
     let mut buf = vec![0u8; 4096];
     let mut scratch = vec![0u8; MAX_FRAME];
@@ -103,8 +113,21 @@ async fn relay(mut stream: UnixStream, link: Link) -> io::Result<()> {
                         {
                             tracing::info!("provisioning request from the control socket");
                         }
+                        if let (
+                            Request::ImportHsmKey { .. } | Request::GenerateHsmKey { .. },
+                            Some(relay),
+                            None,
+                        ) = (&envelope.message, hsm.as_deref(), &hsm_turn)
+                        {
+                            hsm_turn = Some(relay.serial.lock().await);
+                        }
                         match link.ask(&envelope.message).await {
-                            Ok(reply) => (envelope.id, reply.response),
+                            Ok(reply) => {
+                                if !matches!(reply.response, Response::RelayToHsm { .. }) {
+                                    hsm_turn = None;
+                                }
+                                (envelope.id, reply.response)
+                            }
                             Err(e) => {
                                 // The CLI sees the link error as a closed connection with a
                                 // log line here; it reports "board unavailable".

@@ -276,6 +276,29 @@ def test_latency_per_signature(hsm):
           {k: f"{a:.2f}, {b:.2f}, {c:.2f}" for k, (a, b, c) in out.items()})
 
 
+def test_cli_registration_while_serving_waits_its_turn(hsm, bins):
+    """`pawl keys generate --backend yubihsm` while `pawl serve` signs with HSM keys: the CLI's
+    exchange goes through the control socket and holds the bridge's HSM turn, so neither
+    replaces the other's pending operation on the board — every sign and the generation
+    succeed, and the new key signs."""
+    sim, bridge, keys, root = hsm
+    home = root / "bridge"
+    jobs = [(pkh, pk, tezos.attestation(CURVE[tz], CHAIN, level, 0))
+            for level in range(2000, 2030) for tz, (pkh, pk) in keys.items()]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        signs = pool.map(lambda j: bridge.sign(j[0], j[2]), jobs)
+        out = procs.pawl_cli(bins, ["keys", "generate", "--home", str(home), "--json",
+                                    "--backend", "yubihsm", "--curve", "p256",
+                                    "--key-id", "72"])
+        results = list(signs)
+    for (pkh, pk, payload), (status, body) in zip(jobs, results):
+        assert status == 200, (pkh, body)
+        tezos.verify(pk, body["signature"], payload)
+    info = json.loads(out)
+    assert sim.admin("/admin/key/72")["public_key"] == info["public_key"]
+    signed(bridge, info["pkh"], info["public_key"], tezos.attestation("p2", CHAIN, 5, 0))
+
+
 def test_keys_generated_inside_the_hsm_sign(bins, tmp_root):
     """`pawl keys generate --backend yubihsm`: the HSM makes tz1/tz2/tz3 keys (sign-only, not
     exportable), the board registers the public keys it read back through its session, and

@@ -112,7 +112,11 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     drop(stdout);
     tracing::info!(%local, control = %socket.display(), "serving the octez-signer API");
 
-    tokio::spawn(control::serve(control_listener, link.clone()));
+    tokio::spawn(control::serve(
+        control_listener,
+        link.clone(),
+        state.yubihsm.clone(),
+    ));
     if let Some(m) = metrics_listener {
         let router = metrics_app(link.clone(), Arc::clone(&state.metrics));
         tokio::spawn(async move {
