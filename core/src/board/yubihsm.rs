@@ -7,6 +7,13 @@
 //!  YubiHsmSetup{auth id, K-ENC‖K-MAC} ─► provisioning only; kept for keys registered next
 //!  RegisterHsmKey{key id, pk, policy} ─► provisioning only; tz1/tz2/tz3; record sealed with
 //!                                        the authentication key as its secret
+//!  ImportHsmKey{key id, expect?, policy} provisioning only; session opened as below, then
+//!                                   ◄─── RelayToHsm(Session Message: Get Public Key)
+//!  HsmReply(Session Message)          ─► R-MAC, decrypt, point checked (and = expect), record
+//!                                   ◄─── KeyInfo
+//!  GenerateHsmKey{id, curve, label, domains, policy}: Generate Asymmetric Key (sign-only,
+//!                                        not exportable), then as ImportHsmKey with the id
+//!                                        the HSM answered and its curve required
 //!  Sign{pkh, payload}                 ─► parse → policy → watermark → confirm → mark DURABLE
 //!                                        → mark raised in RAM to the request's hash
 //!                                   ◄─── RelayToHsm(Create Session)         (no open session)

@@ -40,8 +40,10 @@
 //!   the rules are in the board's `host_held` module.
 //! * YubiHSM2 details: the `sealed` bytes are whole YubiHSM2 messages (Create Session,
 //!   Authenticate Session, Session Message) for the bridge to send as they are; a sign takes
-//!   one round trip with a session open and three when the board opens one. Keys and the
-//!   authentication key are set with [`Request::YubiHsmSetup`] and [`Request::RegisterHsmKey`];
+//!   one round trip with a session open and three when the board opens one. The authentication
+//!   key is set with [`Request::YubiHsmSetup`]; keys are registered with
+//!   [`Request::GenerateHsmKey`] / [`Request::ImportHsmKey`] (relayed the same way: the board
+//!   reads the public key through its session) or, unchecked, [`Request::RegisterHsmKey`];
 //!   a failed exchange is [`Refusal::Hsm`]. The rules are in the board's `yubihsm` module.
 
 mod frame;
