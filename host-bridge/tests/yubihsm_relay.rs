@@ -176,7 +176,8 @@ async fn bytes_cross_unchanged_both_ways_on_one_connection() {
 
 /// The crate's client finds no `Content-Length: ` in a lower-case head and takes whatever
 /// the first read brought as the body: right when head and body come in one write, as hyper
-/// writes small answers. `pawl-sim yubihsm` relies on this.
+/// writes small answers. (`pawl-sim yubihsm` writes title-case headers, as a yubihsm-connector
+/// does, so it does not depend on this.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lower_case_head_in_one_write_is_read_whole() {
     let hsm = connector(|_| Behaviour::LowerCaseEcho);

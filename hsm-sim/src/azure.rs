@@ -503,17 +503,7 @@ async fn serve(args: Args) -> Result<(), String> {
     use std::io::Write;
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-        if let Ok(mut term) = term {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        stopper.graceful_shutdown(Some(Duration::from_millis(200)));
-    });
+    crate::signals::stop_on_term(handle.clone());
     axum_server::from_tcp_rustls(listener, tls)
         .map_err(|e| format!("listen: {e}"))?
         .handle(handle)

@@ -38,3 +38,20 @@ impl AsFd for Shutdown {
         self.read.as_fd()
     }
 }
+
+/// For the HTTP simulators: stop `handle`'s server gracefully (200 ms for requests in flight) on
+/// SIGTERM or SIGINT.
+pub fn stop_on_term<A: axum_server::Address + Send + Sync + 'static>(
+    handle: axum_server::Handle<A>,
+) {
+    tokio::spawn(async move {
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        if let Ok(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        handle.graceful_shutdown(Some(std::time::Duration::from_millis(200)));
+    });
+}

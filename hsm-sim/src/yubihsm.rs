@@ -25,7 +25,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -416,8 +415,9 @@ async fn serve(args: Args) -> Result<(), String> {
         let (id, pk) = generate(&mut sim, Some(id), curve_v)?;
         created.push(format!("key: {id} {curve} {}", pk.to_b58().as_str()));
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    listener
+        .set_nonblocking(true)
         .map_err(|e| format!("bind: {e}"))?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| format!("bind: {e}"))?;
     let app = axum::Router::new()
@@ -434,17 +434,15 @@ async fn serve(args: Args) -> Result<(), String> {
     }
     use std::io::Write;
     std::io::stdout().flush().map_err(|e| e.to_string())?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-            if let Ok(mut term) = term {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        })
+    let handle = axum_server::Handle::new();
+    crate::signals::stop_on_term(handle.clone());
+    let mut server = axum_server::from_tcp(listener).map_err(|e| format!("listen: {e}"))?;
+    // Header names as a yubihsm-connector (Go's net/http) writes them: the yubihsm crate's
+    // client only recognises `Content-Length: ` in that case.
+    server.http_builder().http1().title_case_headers(true);
+    server
+        .handle(handle)
+        .serve(app.into_make_service())
         .await
         .map_err(|e| format!("serve: {e}"))
 }
