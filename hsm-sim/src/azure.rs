@@ -422,15 +422,7 @@ async fn aad_token(State(s): State<Shared>) -> Response {
 
 /// Run the simulator until SIGTERM/SIGINT or the parent's exit.
 pub fn run(args: Args) -> Result<(), String> {
-    // Stop with the parent (a test runner that died), as the pty simulator does with its fd.
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
-        .map_err(|e| format!("prctl: {e}"))?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?
-        .block_on(serve(args))
+    crate::signals::run_http_simulator(serve(args))
 }
 
 async fn serve(args: Args) -> Result<(), String> {

@@ -55,3 +55,18 @@ pub fn stop_on_term<A: axum_server::Address + Send + Sync + 'static>(
         handle.graceful_shutdown(Some(std::time::Duration::from_millis(200)));
     });
 }
+
+/// For the HTTP simulators: run `serve` on a two-worker runtime until it returns, stopping with
+/// the parent process (a test runner that died) as the pty simulator does with its fd.
+pub fn run_http_simulator(
+    serve: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+        .map_err(|e| format!("prctl: {e}"))?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?
+        .block_on(serve)
+}

@@ -373,8 +373,6 @@ async fn admin_key(
 
 /// Run the simulator until SIGTERM/SIGINT or the parent's exit.
 pub fn run(args: Args) -> Result<(), String> {
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
-        .map_err(|e| format!("prctl: {e}"))?;
     if args.auth_key_id == 1 {
         return Err(
             "--auth-key-id 1 is the simulator's own administration key; use another".into(),
@@ -384,12 +382,7 @@ pub fn run(args: Args) -> Result<(), String> {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("pawl-sim yubihsm: the mock HSM refused a message: {info}");
     }));
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?
-        .block_on(serve(args))
+    crate::signals::run_http_simulator(serve(args))
 }
 
 async fn serve(args: Args) -> Result<(), String> {
