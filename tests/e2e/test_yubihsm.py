@@ -58,20 +58,33 @@ class YubiSim(procs.Proc):
         return self.admin("/admin/stats")["messages"]
 
 
+def board_and_home(bins, root: Path, logs: Path, name: str, connector: str,
+                   timeout_ms: int | None = None):
+    """A `pawl-sim board` and a bridge home whose pawl.toml points `[yubihsm]` at
+    `connector`."""
+    board = procs.Sim(bins, root / "board", logs, root / "device", name=f"{name}-board")
+    home = root / "bridge"
+    home.mkdir()
+    timeout = f"message_timeout_ms = {timeout_ms}\n" if timeout_ms else ""
+    (home / "pawl.toml").write_text(f'[yubihsm]\nconnector = "{connector}"\n{timeout}')
+    return board, home
+
+
+def yubihsm_setup(bins, home: Path, board) -> None:
+    """`pawl device yubihsm-setup` with the test password on stdin."""
+    procs.pawl_cli(bins, ["device", "yubihsm-setup", "--home", str(home), "--device",
+                          str(board.device), "--auth-key-id", str(AUTH_ID)],
+                   stdin_text=PASSWORD + "\n")
+
+
 @pytest.fixture(scope="module")
 def hsm(bins, tmp_root):
     root = tmp_root / "yubihsm"
     logs = root / "logs"
     logs.mkdir(parents=True)
     sim = YubiSim(bins, logs)
-    board = procs.Sim(bins, root / "board", logs, root / "device", name="yubihsm-board")
-    home = root / "bridge"
-    home.mkdir()
-    (home / "pawl.toml").write_text(
-        f'[yubihsm]\nconnector = "{sim.url}"\nmessage_timeout_ms = 2000\n')
-    procs.pawl_cli(bins, ["device", "yubihsm-setup", "--home", str(home), "--device",
-                          str(board.device), "--auth-key-id", str(AUTH_ID)],
-                   stdin_text=PASSWORD + "\n")
+    board, home = board_and_home(bins, root, logs, "yubihsm", sim.url, 2000)
+    yubihsm_setup(bins, home, board)
     keys = {}
     for tz, (key_id, _curve) in KEYS.items():
         # The board reads each public key from the HSM through its own session; tz1 also
@@ -216,14 +229,8 @@ def test_silent_or_missing_connector_is_504_or_502_and_the_mark_holds(hsm, bins,
     root = tmp_root / "yubihsm-silent"
     logs = root / "logs"
     logs.mkdir(parents=True)
-    board = procs.Sim(bins, root / "board", logs, root / "device", name="silent-board")
-    home = root / "bridge"
-    home.mkdir()
-    (home / "pawl.toml").write_text(
-        f'[yubihsm]\nconnector = "{sim.url}"\nmessage_timeout_ms = 500\n')
-    procs.pawl_cli(bins, ["device", "yubihsm-setup", "--home", str(home), "--device",
-                          str(board.device), "--auth-key-id", str(AUTH_ID)],
-                   stdin_text=PASSWORD)
+    board, home = board_and_home(bins, root, logs, "silent", sim.url, 500)
+    yubihsm_setup(bins, home, board)
     out = procs.pawl_cli(bins, ["keys", "import", "--home", str(home), "--device",
                                 str(board.device), "--backend", "yubihsm", "--key-id", "17"])
     pkh = out.split()[0]
@@ -309,10 +316,7 @@ def test_keys_generated_inside_the_hsm_sign(bins, tmp_root):
     logs = root / "logs"
     logs.mkdir(parents=True)
     sim = YubiSim(bins, logs, keys={})
-    board = procs.Sim(bins, root / "board", logs, root / "device", name="generate-board")
-    home = root / "bridge"
-    home.mkdir()
-    (home / "pawl.toml").write_text(f'[yubihsm]\nconnector = "{sim.url}"\n')
+    board, home = board_and_home(bins, root, logs, "generate", sim.url)
     bridge = None
     try:
         cli = ["--home", str(home), "--device", str(board.device)]
@@ -321,8 +325,7 @@ def test_keys_generated_inside_the_hsm_sign(bins, tmp_root):
             procs.pawl_cli(bins, ["keys", "generate", *cli, "--backend", "yubihsm",
                                   "--curve", "p256", "--key-id", "40"])
         assert sim.messages() == 0
-        procs.pawl_cli(bins, ["device", "yubihsm-setup", *cli, "--auth-key-id", str(AUTH_ID)],
-                       stdin_text=PASSWORD)
+        yubihsm_setup(bins, home, board)
         keys = {}
         for tz, curve, key_id in (("tz1", "ed25519", 48), ("tz2", "secp256k1", 49),
                                   ("tz3", "p256", 50)):

@@ -7,7 +7,7 @@ import pytest
 import procs
 import tezos
 from test_qemu import QemuStack, qemu_elf  # noqa: F401 (fixture)
-from test_yubihsm import AUTH_ID, CHAIN, CURVE, KEYS, PASSWORD, YubiSim, signed
+from test_yubihsm import CHAIN, CURVE, KEYS, YubiSim, signed, yubihsm_setup
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +19,7 @@ def qemu_hsm(bins, qemu_elf, tmp_root):  # noqa: F811
         (stack.bridge_home / "pawl.toml").write_text(
             f'[yubihsm]\nconnector = "{sim.url}"\nmessage_timeout_ms = 2000\n')
         stack.boot()
-        procs.pawl_cli(bins, ["device", "yubihsm-setup", "--home", str(stack.bridge_home),
-                              "--device", str(stack.device), "--auth-key-id", str(AUTH_ID)],
-                       stdin_text=PASSWORD + "\n")
+        yubihsm_setup(bins, stack.bridge_home, stack)  # the stack's device is the board's
         keys = {}
         for tz, (key_id, _curve) in KEYS.items():
             # The firmware reads the public key from the HSM through its own session.
