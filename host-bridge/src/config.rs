@@ -365,17 +365,12 @@ fn validate_azure(
             format!("`{url}` must be an https:// URL"),
         ));
     }
-    let sign_deadline = Duration::from_millis(raw.sign_deadline_ms.unwrap_or(3000));
-    if sign_deadline.is_zero() || sign_deadline >= request_timeout {
-        return Err(field(
-            "azure.sign_deadline_ms".into(),
-            format!(
-                "{} ms must be above 0 and below device.request_timeout_ms ({} ms)",
-                sign_deadline.as_millis(),
-                request_timeout.as_millis()
-            ),
-        ));
-    }
+    let sign_deadline = within_request_timeout(
+        "azure.sign_deadline_ms",
+        raw.sign_deadline_ms.unwrap_or(3000),
+        request_timeout,
+        field,
+    )?;
     Ok(crate::azure::AzureSettings {
         vault_url: raw.vault_url,
         credential,
@@ -384,6 +379,27 @@ fn validate_azure(
         api_version: raw.api_version,
         sign_deadline,
     })
+}
+
+/// A key service's timeout `ms` (field `name`): above 0 and below the board's
+/// `device.request_timeout_ms`, so the bridge gives up on the service before the board.
+fn within_request_timeout(
+    name: &str,
+    ms: u64,
+    request_timeout: Duration,
+    field: &dyn Fn(String, String) -> ConfigError,
+) -> Result<Duration, ConfigError> {
+    let timeout = Duration::from_millis(ms);
+    if timeout.is_zero() || timeout >= request_timeout {
+        return Err(field(
+            name.into(),
+            format!(
+                "{ms} ms must be above 0 and below device.request_timeout_ms ({} ms)",
+                request_timeout.as_millis()
+            ),
+        ));
+    }
+    Ok(timeout)
 }
 
 fn validate_yubihsm(
@@ -441,17 +457,12 @@ fn validate_yubihsm(
             HsmConnector::Usb { serial }
         }
     };
-    let message_timeout = Duration::from_millis(raw.message_timeout_ms.unwrap_or(2000));
-    if message_timeout.is_zero() || message_timeout >= request_timeout {
-        return Err(field(
-            "yubihsm.message_timeout_ms".into(),
-            format!(
-                "{} ms must be above 0 and below device.request_timeout_ms ({} ms)",
-                message_timeout.as_millis(),
-                request_timeout.as_millis()
-            ),
-        ));
-    }
+    let message_timeout = within_request_timeout(
+        "yubihsm.message_timeout_ms",
+        raw.message_timeout_ms.unwrap_or(2000),
+        request_timeout,
+        field,
+    )?;
     Ok(crate::yubihsm::YubiHsmSettings {
         connector,
         message_timeout,
