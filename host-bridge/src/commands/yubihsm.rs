@@ -114,12 +114,7 @@ pub fn generate(
     policy: Policy,
     print: fn(&Context, anyhow::Result<Response>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    if what.label.len() > 40 {
-        anyhow::bail!(
-            "--label: at most 40 bytes (YubiHSM2 object labels), got {}",
-            what.label.len()
-        );
-    }
+    // The board refuses labels over 40 bytes (`HsmError::LabelTooLong`) before any HSM byte.
     let request = Request::GenerateHsmKey {
         key_id: what.key_id,
         curve: what.curve,
