@@ -1,8 +1,9 @@
 //! Tezos base58check encodings: every prefix pawl reads or writes, in one table.
 //!
 //! Base58check is `base58(prefix ‖ payload ‖ sha256(sha256(prefix ‖ payload))[..4])`. The prefixes
-//! are Octez's (`src/lib_crypto/base58.ml`, module `Prefix`), copied here as hex and checked by the
-//! vectors in this module's tests and in `tests/vectors.rs`.
+//! are Octez's (`src/lib_crypto/base58.ml`, module `Prefix`; table in `docs/protocol.md` §5.2),
+//! copied here as hex and checked by the vectors in this module's tests and in
+//! `tests/keys.rs`.
 //!
 //! Everything works on caller-provided buffers: no allocation.
 
@@ -313,7 +314,7 @@ mod tests {
     use super::*;
 
     // Source: Octez `src/lib_crypto/base58.ml` prefixes, checked against values quoted in
-    // `reference/tezos-signer-protocol.md` §6.3 (mainnet chain id NetXdQprcVkpaWU = 7a06a770).
+    // `docs/protocol.md` §5.2 (mainnet chain id NetXdQprcVkpaWU = 7a06a770).
     #[test]
     fn mainnet_chain_id() {
         let s = encode(Prefix::ChainId, &[0x7a, 0x06, 0xa7, 0x70]).expect("encode");

@@ -4,7 +4,7 @@
 //! preattestation `0x12`, attestation `0x13`; tags 21, 23 and 41 all share "attestation", so a
 //! tag-21 and a tag-23 attestation at the same level and round can never both be signed).
 //!
-//! Rule (Octez `handler.ml: check_mark`, `reference/tezos-signer-protocol.md` §5.1):
+//! Rule (Octez `handler.ml: check_mark`, `docs/protocol.md` §4.1):
 //!
 //! | request vs mark | result |
 //! |---|---|

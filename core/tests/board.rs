@@ -139,7 +139,7 @@ fn signatory_watermark_scenarios() {
 
 #[test]
 fn octez_rule_table() {
-    // reference §8.3 (Signatory watermark_test.go), with Octez's stored-signature variant.
+    // docs/protocol.md §8.3 (Signatory watermark_test.go), with Octez's stored-signature variant.
     // Stored (1, 1) without a payload hash (an imported mark).
     let (base, pkh, _) = fresh(TZ1, Policy::default());
     let mut b = base;

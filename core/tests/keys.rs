@@ -97,7 +97,7 @@ fn deterministic_signatures_match_upstream() {
 
 #[test]
 fn ed25519_attestation_matches_derived_vector() {
-    // reference/tezos-signer-protocol.md §8.5 (computed with Python `cryptography`, not pawl):
+    // docs/protocol.md §8.5 (derived: computed with Python `cryptography`, not pawl):
     // Signatory C3 attestation signed by Signatory's test key.
     let c3 = unhex(
         "13b3d79f993222f293d2f293230ec36b0bef1caead619f1a7206ff54a0c198f07ae25bb151150015000000220000000458335430566f4b95401c110f33e74d3a324f83ad6003ed9d5e93ce617fa11e44",
@@ -112,7 +112,7 @@ fn ed25519_attestation_matches_derived_vector() {
 
 #[test]
 fn bls_consensus_signatures_match_py_ecc_vectors() {
-    // reference/tezos-signer-protocol.md §8.5, computed with py_ecc G2ProofOfPossession:
+    // docs/protocol.md §8.5 (derived), computed with py_ecc G2ProofOfPossession:
     // tezt tz4_account signing the BLS-mode attestation (tag 41) and preattestation (tag 40).
     let p = pair("BLsk1hKAHyGqY9qRbgoSVnjiSmDWpKGjFF3WNQ7BaiaMUA6RMA6Pfq");
     let cases = [
@@ -152,7 +152,7 @@ fn bls_refuses_versions_0_and_1() {
 
 #[test]
 fn bls_proof_of_possession() {
-    // Derived vector (py_ecc), reference §8.5: PoP of tezt tz4_account.
+    // Derived vector (py_ecc), docs/protocol.md §8.5: PoP of tezt tz4_account.
     let p = pair("BLsk1hKAHyGqY9qRbgoSVnjiSmDWpKGjFF3WNQ7BaiaMUA6RMA6Pfq");
     let proof = p.prove_possession(None).expect("pop");
     assert_eq!(
@@ -265,7 +265,7 @@ fn upstream_signatures_verify() {
 
 #[test]
 fn authentication_signature_vector() {
-    // reference §8.5 (derived with Python): the Octez authentication bytes and signature.
+    // docs/protocol.md §8.5 (derived with Python): the Octez authentication bytes and signature.
     let auth = unhex(
         "040100749c7e9fd828c941420cdbbe8b51e3a66a15afca13b3d79f993222f293d2f293230ec36b0bef1caead619f1a7206ff54a0c198f07ae25bb151150015000000220000000458335430566f4b95401c110f33e74d3a324f83ad6003ed9d5e93ce617fa11e44",
     );

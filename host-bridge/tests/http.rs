@@ -181,7 +181,7 @@ fn authentication_as_octez() {
         serde_json::json!(["tz1eKkWU5hGtfLUiqNpucHrXymm83z3DG9Sq"])
     );
 
-    // Reference §8.5: the upstream-style vector for a key this board does not hold. The
+    // docs/protocol.md §8.5: the derived vector for a key this board does not hold. The
     // authentication is accepted, so the answer is "unknown key", not "unauthenticated".
     let vector = "edsigu5X2o15uRym8yPfxydF26gLT9cE7XDVkzgQw1DubEyBQ7G321YsdvsAnxPZvCEyVyPrwcqLdqnAhWcpnaMT5GpVk1HwAsi";
     let path = format!("/keys/tz1WGcYos3hL7GXYXjKrMnSFdkT7FyXnFBvf?authentication={vector}");

@@ -1,5 +1,5 @@
-//! Host-held keys (Azure Key Vault, DESIGN §2 "host-trusted tier"): the board decides and
-//! remembers, the host's key service signs, the board checks what comes back.
+//! Host-held keys (Azure Key Vault, the host-trusted tier of `docs/design.md` §3): the board
+//! decides and remembers, the host's key service signs, the board checks what comes back.
 //!
 //! ```text
 //!  host                              board

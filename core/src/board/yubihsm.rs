@@ -1,6 +1,6 @@
-//! YubiHSM2 keys (DESIGN §2, second tier): the key lives in the HSM, the board holds the HSM
-//! authentication key and runs the SCP03 session itself ([`crate::yubihsm`]); the host only
-//! relays sealed messages.
+//! YubiHSM2 keys (`docs/design.md` §3, second tier): the key lives in the HSM, the board holds
+//! the HSM authentication key and runs the SCP03 session itself ([`crate::yubihsm`]); the host
+//! only relays sealed messages.
 //!
 //! ```text
 //!  host                                  board

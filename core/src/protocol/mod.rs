@@ -88,11 +88,11 @@ pub struct Envelope<M> {
     pub message: M,
 }
 
-/// Whether the board accepts provisioning requests (DESIGN §6).
+/// Whether the board accepts provisioning requests (`docs/design.md` §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
     /// Keys may be generated or imported, policies set and watermarks imported. Entered by a
-    /// physical action (button held at power-up) or the simulator's flag.
+    /// physical action (the button, during the boot window) or the simulator's flag.
     Provisioning,
     /// Only public keys, signatures, proofs of possession, status and watermark export.
     Operational,

@@ -32,7 +32,7 @@ fn consensus(
     }
 }
 
-/// `0x11 ‖ chain_id ‖ shell header ‖ protocol data` (`reference` §4.1).
+/// `0x11 ‖ chain_id ‖ shell header ‖ protocol data` (`docs/protocol.md` §3.1).
 pub(super) fn block(bytes: &[u8]) -> Result<ParsedRequest, ParseError> {
     let mut r = Reader::new(bytes);
     r.u8()?; // magic
@@ -82,7 +82,7 @@ fn last_fitness_round(fitness: &[u8]) -> Option<i32> {
     Some(i32::from_be_bytes(last))
 }
 
-/// `magic ‖ chain_id ‖ branch ‖ tag ‖ …` (`reference` §4.2).
+/// `magic ‖ chain_id ‖ branch ‖ tag ‖ …` (`docs/protocol.md` §3.2, §3.3).
 pub(super) fn attestation(bytes: &[u8]) -> Result<ParsedRequest, ParseError> {
     let mut r = Reader::new(bytes);
     let magic = r.u8()?;

@@ -10,7 +10,7 @@
 //!
 //! Anything else — another magic byte, a truncated field, trailing bytes, an operation kind we
 //! cannot walk — is a [`ParseError`]: refused, never guessed. Offsets are 0-based and include the
-//! magic byte (`reference/tezos-signer-protocol.md` §4, §7).
+//! magic byte (`docs/protocol.md` §2, §3).
 
 mod consensus;
 mod micheline;

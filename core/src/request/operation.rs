@@ -1,8 +1,8 @@
 //! Generic operations (`0x03 ‖ branch ‖ contents*`): walk every content to its exact end and
 //! report its kind. A content pawl cannot walk is refused, never skipped.
 //!
-//! Layouts are the current protocols' (Seoul, Tallinn, U — `reference/tezos-signer-protocol.md`
-//! §7): manager operations share `source(21) · fee N · counter N · gas N · storage N`; `reveal`,
+//! Layouts are the current protocols' (Seoul, Tallinn, U — `docs/protocol.md` §3.4): manager
+//! operations share `source(21) · fee N · counter N · gas N · storage N`; `reveal`,
 //! `update_consensus_key` and `update_companion_key` end with the Seoul proof option.
 
 use core::fmt;

@@ -9,7 +9,7 @@
 //! | BLS12-381 | blst | zkcrypto `bls12_381` (hash-to-curve + pairing) |
 //!
 //! The BLAKE2b-256 digest comes from pawl-core; it is itself checked against upstream digests
-//! in `vectors.rs`.
+//! in `requests.rs` (`watermark_hashes_match_upstream`).
 #![allow(dead_code)]
 
 pub mod board;

@@ -19,22 +19,22 @@ use pawl_core::keys::{PublicKey, SecretBytes};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{Mode, Request, Response};
 
-/// `ecadlabs/signatory: pkg/signatory/signatory_test.go` key (reference §8.4).
+/// `ecadlabs/signatory: pkg/signatory/signatory_test.go` key (docs/protocol.md §8.4).
 pub const SIGNATORY_SK: &str = "edsk4FTF78Qf1m2rykGpHqostAiq5gYW4YZEoGUSWBTJr2njsDHSnd";
 pub const SIGNATORY_PK: &str = "edpkv45regue1bWtuHnCgLU8xWKLwa9qRqv4gimgJKro4LSc3C5VjV";
 pub const SIGNATORY_PKH: &str = "tz1LggX2HUdvJ1tF4Fvv8fjsrzLeW4Jr9t2Q";
-/// pytezos test key (reference §8.4), used as the authorized client key.
+/// pytezos test key (docs/protocol.md §8.4), used as the authorized client key.
 pub const PYTEZOS_SK: &str = "edsk3nM41ygNfSxVU4w1uAW3G9EnTQEB5rjojeZedLTGmiGRcierVv";
 pub const PYTEZOS_PK: &str = "edpku976gpuAD2bXyx1XGraeKuCo1gUZ3LAJcHM12W1ecxZwoiu22R";
-/// pytezos secp256k1 key (reference §8.4).
+/// pytezos secp256k1 key (docs/protocol.md §8.4).
 pub const PYTEZOS_SPSK: &str = "spsk1zkqrmst1yg2c4xi3crWcZPqgdc9KtPtb9SAZWYHAdiQzdHy7j";
 pub const PYTEZOS_TZ2: &str = "tz28YZoayJjVz2bRgGeVjxE8NonMiJ3r2Wdu";
 
-/// Signatory C3 attestation, level 34 round 4 (reference §8.1).
+/// Signatory C3 attestation, level 34 round 4 (docs/protocol.md §8.1).
 pub const C3: &str = "13b3d79f993222f293d2f293230ec36b0bef1caead619f1a7206ff54a0c198f07ae25bb151150015000000220000000458335430566f4b95401c110f33e74d3a324f83ad6003ed9d5e93ce617fa11e44";
-/// C3 signed by the Signatory key (reference §8.5, computed with Python `cryptography`).
+/// C3 signed by the Signatory key (docs/protocol.md §8.5, computed with Python `cryptography`).
 pub const C3_SIG: &str = "edsigtia28aoA2ey7TrYKTyKmyppzwnq6VNrwZSwofgMTvFogDMMxs3MnEsfnZnU3g3EZx4zT9X4dYmB5zpDr9QtypNbBN2j7vd";
-/// A tz1 → tz1 transaction (reference §8.2).
+/// A tz1 → tz1 transaction (docs/protocol.md §8.2).
 pub const TRANSFER: &str = "03573a2d2d49a3b9634d1605c3aa48ebdd5d21a5885ad17aa44c2b1d0dbcbcac686c004b415314d2b56b0481a3ae8c992ce8bb8dba0369d086039ecb2dc35000c0843d000076b2f1ea1cf6753888ac5488693977446652d79e00";
 
 /// An attestation like C3 at another level/round, chain and payload hash byte.
