@@ -14,7 +14,7 @@ for tool in cargo qemu-system-arm arm-none-eabi-size timeout; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
 done
 TARGET=thumbv8m.main-none-eabihf
-OUT=target/$TARGET/release
+OUT=../target/$TARGET/release   # the firmware workspace's target directory
 cargo build --release --quiet --bin pawl-qemu --bin budget
 
 read -r text data bss _ < <(arm-none-eabi-size "$OUT/pawl-qemu" | tail -n1)

@@ -91,5 +91,9 @@ pub const STORE_SIZE: u32 = {STORE_SIZE:#x};
     fs::write(out.join("memory.x"), memory_x).expect("write memory.x");
     fs::write(out.join("layout.rs"), layout_rs).expect("write layout.rs");
     println!("cargo:rustc-link-search={}", out.display());
+    // No page alignment of sections (the image is packed from the flash base), then
+    // cortex-m-rt's linker script; for this board's binaries only.
+    println!("cargo:rustc-link-arg-bins=--nmagic");
+    println!("cargo:rustc-link-arg-bins=-Tlink.x");
     println!("cargo:rerun-if-changed=build.rs");
 }

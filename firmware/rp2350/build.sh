@@ -18,7 +18,7 @@ fi
 
 cargo build --release --locked
 mkdir -p out
-cp target/thumbv8m.main-none-eabihf/release/pawl-rp2350 out/pawl-rp2350.elf
+cp ../target/thumbv8m.main-none-eabihf/release/pawl-rp2350 out/pawl-rp2350.elf
 python3 tools/uf2.py out/pawl-rp2350.elf out/pawl-rp2350.uf2
 python3 -m unittest discover -s tools -q 2>&1 | tail -n 1
 

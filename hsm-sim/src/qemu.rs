@@ -6,10 +6,13 @@
 //! semihosting. The mode is fixed at power-up on the semihosting command line, which the serial
 //! link cannot reach. SIGTERM/SIGINT are forwarded to QEMU; this process exits when QEMU does.
 //!
-//! Killing this process alone leaves QEMU running: signal the process group instead (tests do).
+//! QEMU dies with this process: it is started with the kernel's parent-death signal set to
+//! SIGKILL, so a launcher killed outright (SIGKILL, a crashed test runner that took it along)
+//! cuts the board's power instead of leaving an orphan QEMU holding the state directory.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -35,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     operational: bool,
     /// The firmware image. Default: `$PAWL_QEMU_ELF`, else the release build in
-    /// `firmware/qemu/target` of this source tree.
+    /// `firmware/target` of this source tree.
     #[arg(long, value_name = "PATH")]
     elf: Option<PathBuf>,
     /// How long the board waits for the button (`<home>/button`) when a key's policy asks for
@@ -75,7 +78,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "provisioning"
     };
     let mut shutdown = Shutdown::install()?;
-    let mut child = Command::new(&args.qemu)
+    let mut qemu = Command::new(&args.qemu);
+    die_with_this_process(&mut qemu);
+    let mut child = qemu
         .current_dir(&home)
         .args(["-machine", "mps2-an505", "-nographic", "-monitor", "none"])
         .args(["-serial", "pty", "-semihosting-config"])
@@ -114,6 +119,28 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let status = supervise(&mut child, &mut shutdown)?;
     eprintln!("pawl-sim: QEMU exited: {status}");
     Ok(())
+}
+
+/// Have the kernel SIGKILL `command`'s process when this one exits, however it exits.
+#[allow(unsafe_code)]
+fn die_with_this_process(command: &mut Command) {
+    let launcher = rustix::process::getpid();
+    // SAFETY: `pre_exec` runs the closure in the forked child before `exec`, where only
+    // async-signal-safe work is sound (another thread of ours may have held a lock, e.g. the
+    // allocator's, at the fork). The closure makes two raw system calls through rustix,
+    // prctl(PR_SET_PDEATHSIG) and getppid, neither of which allocates, locks or touches shared
+    // state, and it builds its error from an errno value (`io::Error::from_raw_os_error`, no
+    // allocation). The getppid check closes the race where this process died between the fork
+    // and the prctl: the child then belongs to another parent and refuses to start.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            if rustix::process::getppid() != Some(launcher) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Copy QEMU's output lines to our stderr; hand the pty path to `pty` when it is announced.
@@ -182,7 +209,7 @@ fn default_elf() -> PathBuf {
         return PathBuf::from(elf);
     }
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../firmware/qemu/target/thumbv8m.main-none-eabihf/release/pawl-qemu")
+        .join("../firmware/target/thumbv8m.main-none-eabihf/release/pawl-qemu")
 }
 
 /// `$XDG_DATA_HOME/pawl-qemu`, else `~/.local/share/pawl-qemu`.

@@ -27,7 +27,7 @@ class KeySpec:
     chain: bytes | None = None
 
 
-# Secrets from the reference's §8.4 (upstream test vectors; public, never real keys).
+# Secrets from docs/protocol.md §8.4 (upstream test vectors; public, never real keys).
 KEY_SPECS = [
     KeySpec("tz1", "ed25519", "edsk4FTF78Qf1m2rykGpHqostAiq5gYW4YZEoGUSWBTJr2njsDHSnd",
             "block,preattestation,attestation,generic", "transaction,reveal"),

@@ -105,9 +105,11 @@ class Binaries:
     def __init__(self):
         profile = os.environ.get("PAWL_E2E_PROFILE", "debug")
         if os.environ.get("PAWL_E2E_NO_BUILD") != "1":
-            argv = ["cargo", "build", "-p", "pawl-hsm-sim"]
-            if not os.environ.get("PAWL_E2E_PAWL"):
-                argv += ["-p", "pawl-bridge"]
+            # The same selection as `cargo test --workspace` (tests/run builds that first): with
+            # the tests' dev-dependencies in the feature resolution, every unit is the one the
+            # test build made and nothing is compiled again. `-p pawl-bridge -p pawl-hsm-sim`
+            # alone resolves other features and rebuilds the HTTP and TLS stacks (~40 s).
+            argv = ["cargo", "build", "--workspace", "--bins", "--tests", "--locked"]
             if profile == "release":
                 argv.append("--release")
             subprocess.run(argv, cwd=REPO, check=True, stdin=subprocess.DEVNULL, timeout=1800)

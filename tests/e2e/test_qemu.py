@@ -23,7 +23,8 @@ from helpers import forge, sign_verified, transfer
 
 CHAIN = tezos.TEST_CHAIN
 FIRMWARE = procs.REPO / "firmware" / "qemu"
-ELF = FIRMWARE / "target" / "thumbv8m.main-none-eabihf" / "release" / "pawl-qemu"
+# The firmware workspace (firmware/Cargo.toml) has one target directory for both boards.
+ELF = FIRMWARE.parent / "target" / "thumbv8m.main-none-eabihf" / "release" / "pawl-qemu"
 # The store reserves this many levels ahead of a signature (NorStoreConfig::DEFAULT_CEILING_AHEAD):
 # after a power cut the board refuses up to that far above its last signature.
 CEILING_AHEAD = 16
@@ -361,3 +362,53 @@ def test_confirm_needs_the_button(confirm_stack, levels):
     assert status == 200, (status, body)
     tezos.verify(key.pk, body["signature"], payload)
     assert not button.exists(), "the press was not consumed"
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (from /proc, no psutil)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid …": comm may hold spaces, so split after its closing paren.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
+def test_qemu_dies_with_its_launcher(bins, qemu_elf, tmp_root):
+    """SIGKILL to `pawl-sim qemu` alone (not its process group) leaves no QEMU running: the
+    board loses power with its launcher instead of living on as an orphan."""
+    stack = QemuStack(bins, qemu_elf, tmp_root / "qemu-orphan", "orphan")
+    board = stack.boot()
+    qemu = [pid for pid in children_of(board.proc.pid)
+            if Path(f"/proc/{pid}/exe").resolve().name.startswith("qemu-system")]
+    try:
+        assert len(qemu) == 1, f"expected one QEMU child of the launcher, found {qemu}"
+        board.proc.send_signal(signal.SIGKILL)
+        board.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while running(qemu[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(qemu[0]), f"QEMU (pid {qemu[0]}) outlived its killed launcher"
+    finally:
+        # Whatever happened above, nothing of this test outlives it.
+        try:
+            os.killpg(board.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        board.stop()

@@ -77,8 +77,9 @@ def test_consensus_tag_must_match_key_type(bridge, keys, levels, name, tag):
 
 
 def test_reference_vectors(bridge, keys):
-    """Deterministic schemes must reproduce the reference's signatures exactly (§8.5: computed
-    with Python `cryptography` and py_ecc; Taquito's InMemorySigner gives the same)."""
+    """Deterministic schemes must reproduce the vectors' signatures exactly (docs/protocol.md
+    §8.5: computed with Python `cryptography` and py_ecc; Taquito's InMemorySigner gives the
+    same)."""
     c3 = bytes.fromhex("13b3d79f993222f293d2f293230ec36b0bef1caead619f1a7206ff54a0c198f07ae25bb1"
                        "51150015000000220000000458335430566f4b95401c110f33e74d3a324f83ad6003ed9d"
                        "5e93ce617fa11e44")

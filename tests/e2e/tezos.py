@@ -1,6 +1,6 @@
-"""Tezos payloads and signature checks for the end-to-end tests, written from the protocol's byte
-layouts (reference §4) and verified with third-party libraries (pytezos, py_ecc). Nothing here
-uses pawl's code or output as a reference."""
+"""Tezos payloads and signature checks for the end-to-end tests, written from the protocol's
+byte layouts (docs/protocol.md §3) and verified with third-party libraries (pytezos, py_ecc).
+Nothing here uses pawl's code or output as a reference."""
 
 import hashlib
 import os
@@ -52,7 +52,7 @@ def zarith_n(v: int) -> bytes:
 
 def block(chain: bytes, level: int, round_: int, *, payload_round: int | None = None,
           locked_round: int | None = None, payload_hash: bytes | None = None) -> bytes:
-    """A Tenderbake block header to sign (0x11), reference §4.1."""
+    """A Tenderbake block header to sign (0x11), docs/protocol.md §3.1."""
     fitness_elems = [
         b"\x02",
         i32(level),
@@ -82,8 +82,9 @@ def block(chain: bytes, level: int, round_: int, *, payload_round: int | None = 
 def consensus(magic: int, tag: int, chain: bytes, level: int, round_: int, *, slot: int = 0,
               payload_hash: bytes | None = None, dal: int | None = None,
               branch: bytes | None = None) -> bytes:
-    """(Pre)attestation to sign (0x12/0x13), reference §4.2. Tags 20/21/23 carry a slot (and, for
-    23, a Zarith DAL bitset at the end); BLS-mode tags 40/41 have neither."""
+    """(Pre)attestation to sign (0x12/0x13), docs/protocol.md §3.2 and §3.3. Tags 20/21/23
+    carry a slot (and, for 23, a Zarith DAL bitset at the end); BLS-mode tags 40/41 have
+    neither."""
     body = bytes([tag])
     if tag in (20, 21, 23):
         body += struct.pack(">H", slot)
