@@ -441,19 +441,26 @@ fn stored_key_records_from_before_host_keys_still_load() {
         policy: Policy::default(),
         host_public: Some(key.public()),
         hsm: None,
+        pop_operational: Some(false),
     };
     let bytes = postcard::to_slice(&host, &mut buf)
         .expect("encode")
         .to_vec();
     assert_eq!(StoredKey::decode(&bytes).expect("decode"), host);
-    // Without the last byte (the `hsm: None` appended for YubiHSM2 keys) this is a record
-    // as host-held keys first wrote it, and still loads; a cut into the public key does not.
-    assert_eq!(
-        StoredKey::decode(&bytes[..bytes.len() - 1]),
-        Ok(host.clone())
-    );
+    // Without the last two bytes (the `Some(false)` of the proof-of-possession permission)
+    // this is a record as YubiHSM2 support wrote it; without a third (the `hsm: None`), one as
+    // host-held keys first wrote it. Both still load; a cut into the public key does not.
+    let older = StoredKey {
+        pop_operational: None,
+        ..host.clone()
+    };
     assert_eq!(
         StoredKey::decode(&bytes[..bytes.len() - 2]),
+        Ok(older.clone())
+    );
+    assert_eq!(StoredKey::decode(&bytes[..bytes.len() - 3]), Ok(older));
+    assert_eq!(
+        StoredKey::decode(&bytes[..bytes.len() - 4]),
         Err(StoreError::Corrupted)
     );
 }

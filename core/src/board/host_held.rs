@@ -14,9 +14,10 @@
 //!
 //! Rules:
 //!
-//! * **One pending approval.** A new approval replaces it; every other request leaves it as it
-//!   is. The bridge serialises host-held signs, so the replaced one is a request the host gave
-//!   up on.
+//! * **One pending approval.** A new approval replaces it; every state change (policy, key
+//!   added, watermark imported, re-provisioning) forgets it ([`super::pending`]); every other
+//!   request leaves it as it is. The bridge serialises host-held signs, so the replaced one is
+//!   a request the host gave up on.
 //! * **The approved digest counts as signed.** The key service may have signed it whatever the
 //!   board hears back, so the watermark is raised to the approved (level, round) with the
 //!   request's hash ([`crate::watermark::Watermarks::approve`]) before `DigestApproved` leaves:

@@ -54,15 +54,17 @@ impl Material {
     }
 
     /// What the store keeps: the sealed secret, the public key of a host-held key, or a
-    /// YubiHSM2 key's public key and place with the authentication key sealed as its secret.
-    pub(super) fn stored(&self, policy: &Policy) -> StoredKey {
-        match self {
+    /// YubiHSM2 key's public key and place with the authentication key sealed as its secret;
+    /// with the policy and the proof-of-possession permission.
+    pub(super) fn stored(&self, policy: &Policy, pop_operational: bool) -> StoredKey {
+        let mut stored = match self {
             Material::OnBoard(pair) => StoredKey {
                 curve: pair.curve(),
                 secret: pair.to_secret(),
                 policy: policy.clone(),
                 host_public: None,
                 hsm: None,
+                pop_operational: None,
             },
             Material::HostHeld { public, .. } => StoredKey {
                 curve: public.curve(),
@@ -70,6 +72,7 @@ impl Material {
                 policy: policy.clone(),
                 host_public: Some(*public),
                 hsm: None,
+                pop_operational: None,
             },
             Material::YubiHsm {
                 public,
@@ -85,8 +88,11 @@ impl Material {
                     auth_key_id: auth.id(),
                     key_id: *key_id,
                 }),
+                pop_operational: None,
             },
-        }
+        };
+        stored.pop_operational = Some(pop_operational);
+        stored
     }
 
     pub(super) fn from_stored(key: &StoredKey) -> Result<Material, KeyError> {
@@ -107,6 +113,8 @@ impl Material {
 pub(super) struct KeySlot {
     pub(super) material: Material,
     pub(super) policy: Policy,
+    /// May prove possession in operational mode (tz4 on the board; `super::possession`).
+    pub(super) pop_operational: bool,
 }
 
 impl KeySlot {

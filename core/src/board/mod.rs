@@ -19,17 +19,20 @@
 //! [`host_held`] for that flow and its rules. A **YubiHSM2** key ([`Backend::YubiHsm`])
 //! continues after step 6 with the board's own SCP03 session, relayed by the host: see
 //! [`yubihsm`].
+//!
+//! Pending work of either tier is forgotten by every state change ([`pending`]). Proofs of
+//! possession have their own rules ([`possession`]).
 
 mod host_held;
 mod material;
+mod pending;
+mod possession;
 mod yubihsm;
 
 use material::{KeySlot, Material};
 
 use crate::digest::blake2b_256;
-use crate::keys::{
-    Curve, Entropy, KeyError, KeyPair, PublicKey, PublicKeyHash, SigningVersion, TezosSigner,
-};
+use crate::keys::{Curve, Entropy, KeyPair, PublicKeyHash, SigningVersion, TezosSigner};
 use crate::policy::Policy;
 use crate::protocol::{
     Backend, FrameError, MAX_KEYS, MAX_SEALED, MAX_SIGN_PAYLOAD, Mode, PROTOCOL_VERSION, Refusal,
@@ -126,8 +129,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
 
     /// Load keys and marks from the store; on failure hold nothing and refuse to sign.
     fn reload(&mut self) {
-        self.pending = None;
-        self.hsm.reset();
+        self.forget_pending();
         self.keys.clear();
         self.marks = Watermarks::new();
         self.health = match self.load() {
@@ -153,6 +155,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 keys.push(KeySlot {
                     material,
                     policy: key.policy.clone(),
+                    pop_operational: key.pop_operational.unwrap_or(false),
                 })
                 .map_err(|_| StoreError::Corrupted)
             }
@@ -238,21 +241,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 payload,
             } => self.sign(&pkh, version, payload),
             Request::ProvePossession { pkh, override_pk } => {
-                self.healthy()?;
-                let slot = self.slot(&pkh)?;
-                let override_pk = match override_pk {
-                    Some(PublicKey::Bls(pk)) => Some(pk),
-                    Some(_) => return Err(Refusal::Key(KeyError::PossessionNeedsBls)),
-                    None => None,
-                };
-                match &slot.material {
-                    Material::OnBoard(pair) => Ok(Response::Signature(
-                        pair.prove_possession(override_pk.as_ref())?,
-                    )),
-                    Material::HostHeld { .. } | Material::YubiHsm { .. } => {
-                        Err(Refusal::Key(KeyError::PossessionNeedsBls))
-                    }
-                }
+                self.prove_possession(&pkh, override_pk)
             }
             Request::Status => Ok(Response::Status(self.status())),
             Request::ExportWatermarks { start } => Ok(self.export(start)),
@@ -276,13 +265,12 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
                     capacity: capacity_u16(MAX_KEYS),
                 })?;
-                let stored = self.keys[index].material.stored(&policy);
+                let slot = &self.keys[index];
+                let stored = slot.material.stored(&policy, slot.pop_operational);
                 self.store.persist_key(slot_no, &stored)?;
                 self.keys[index].policy = policy;
-                // An approval made under the old policy is not released under the new one.
-                if self.pending.as_ref().is_some_and(|p| p.key == pkh) {
-                    self.pending = None;
-                }
+                // Nothing approved or started under the old policy is released under the new.
+                self.forget_pending();
                 Ok(Response::KeyInfo(self.keys[index].info()))
             }
             Request::ImportWatermark {
@@ -304,11 +292,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 self.store.persist_mark(&id, level, round)?;
                 self.counters.mark_writes = self.counters.mark_writes.saturating_add(1);
                 self.marks.raise(&id, level, round)?;
+                self.forget_pending();
                 Ok(Response::Done)
             }
             Request::Reprovision { erase } => {
                 self.provisioning()?;
                 self.store.reprovision(erase)?;
+                // Forgets pending work, as every state change does.
                 self.reload();
                 self.healthy()?;
                 Ok(Response::Done)
@@ -340,6 +330,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 domains,
                 policy,
             } => self.hsm_generate(key_id, curve, label, domains, policy),
+            Request::AllowPossession { pkh, operational } => {
+                self.allow_possession(&pkh, operational)
+            }
         }
     }
 
@@ -381,11 +374,17 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             return Err(full);
         }
         let slot_no = u8::try_from(self.keys.len()).map_err(|_| full)?;
-        let stored = material.stored(&policy);
+        // A new key may prove possession in operational mode only once allowed to.
+        let stored = material.stored(&policy, false);
         self.store.persist_key(slot_no, &stored)?;
-        let slot = KeySlot { material, policy };
+        let slot = KeySlot {
+            material,
+            policy,
+            pop_operational: false,
+        };
         let info = slot.info();
         self.keys.push(slot).map_err(|_| full)?;
+        self.forget_pending();
         Ok(Response::KeyInfo(info))
     }
 

@@ -43,6 +43,10 @@
 //!   is safe: the first signature, if any, went back encrypted under the old session's keys.
 //! * **One session at a time**, with the authentication key of the key being used; used up
 //!   after [`crate::yubihsm::scp03::MAX_MESSAGES`] messages, then reopened.
+//! * **State changes end it.** A policy set, a key added or registered (HSM set-up, import and
+//!   generation included), a watermark imported or the store re-provisioned forgets the
+//!   pending operation and drops the session ([`super::pending`]); the next `HsmReply` is
+//!   refused.
 
 use super::{Board, Entropy, Material, Presence};
 use crate::keys::{Curve, KeyError, PublicKey, PublicKeyHash, Signature, secp256k1_normalize};
@@ -67,7 +71,7 @@ pub(super) struct Hsm {
 }
 
 impl Hsm {
-    /// Forget the session and any pending operation (store reload).
+    /// Forget the session and any pending operation ([`Board::forget_pending`]).
     pub(super) fn reset(&mut self) {
         self.session = None;
         self.session_auth = None;
@@ -192,6 +196,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     pub(super) fn hsm_setup(&mut self, auth: AuthKey) -> Result<Response, Refusal> {
         self.provisioning()?;
         self.hsm.credential = Some(auth);
+        self.forget_pending();
         Ok(Response::Done)
     }
 
@@ -228,12 +233,15 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             // Refused here, before any HSM byte, rather than after the read.
             material(*public, key_id, self.hsm_credential()?)?;
         }
+        self.hsm_credential()?;
         let work = Work::Import {
             key_id,
             expect,
             curve: None,
             policy,
         };
+        // A key addition: pending work ends here (and again when the key is added).
+        self.forget_pending();
         self.hsm_begin(work, false)
     }
 
@@ -255,6 +263,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             .copy_from_slice(label.as_bytes());
         // Checks the curve before any HSM byte.
         Command::generate(curve, key_id, &padded, domains).map_err(Refusal::Hsm)?;
+        self.hsm_credential()?;
         let work = Work::Generate {
             key_id,
             curve,
@@ -262,6 +271,8 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             domains,
             policy,
         };
+        // A key addition: pending work ends here (and again when the key is added).
+        self.forget_pending();
         self.hsm_begin(work, false)
     }
 

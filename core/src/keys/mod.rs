@@ -56,6 +56,10 @@ pub enum KeyError {
         /// The key's curve.
         curve: Curve,
     },
+    /// The public key to prove possession of (`override_pk`) is not a BLS12-381 public key:
+    /// not a compressed G1 point, not on the curve, outside the prime-order subgroup, or the
+    /// identity.
+    InvalidPossessionKey,
 }
 
 impl fmt::Display for KeyError {
@@ -79,6 +83,9 @@ impl fmt::Display for KeyError {
             KeyError::NotHostHeldCurve { curve } => write!(
                 f,
                 "a {curve} key cannot be host-held: only secp256k1 (tz2) and P-256 (tz3)"
+            ),
+            KeyError::InvalidPossessionKey => f.write_str(
+                "override_pk is not a valid BLS12-381 public key (a compressed G1 point in the prime-order subgroup, not the identity); nothing was signed",
             ),
         }
     }
@@ -203,12 +210,17 @@ impl KeyPair {
     }
 
     /// BLS proof of possession: a signature with the `BLS_POP_…` ciphersuite over the 48-byte
-    /// compressed public key, or over `override_pk` when given (Octez's `bls_pk` argument).
+    /// compressed public key, or over `override_pk` when given (Octez's `bls_pk` argument),
+    /// which must be a valid public key (on the curve, in the prime-order subgroup, not the
+    /// identity): otherwise [`KeyError::InvalidPossessionKey`] and nothing is signed.
     pub fn prove_possession(&self, override_pk: Option<&[u8; 48]>) -> Result<Signature, KeyError> {
         match &self.secret {
             Secret::Bls(sk) => {
                 let pk = match (override_pk, &self.public) {
-                    (Some(pk), _) => pk,
+                    (Some(pk), _) => {
+                        bls::validate(pk).map_err(|_| KeyError::InvalidPossessionKey)?;
+                        pk
+                    }
                     (None, PublicKey::Bls(pk)) => pk,
                     (None, _) => return Err(KeyError::PossessionNeedsBls),
                 };

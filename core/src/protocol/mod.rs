@@ -134,11 +134,15 @@ pub enum Request<'a> {
         #[serde(borrow)]
         payload: &'a [u8],
     },
-    /// BLS proof of possession: [`Response::Signature`].
+    /// BLS proof of possession: [`Response::Signature`]. Always in provisioning mode; in
+    /// operational mode only for a key allowed to ([`Request::AllowPossession`]), else
+    /// [`Refusal::PossessionNotAllowed`].
     ProvePossession {
         /// Which key.
         pkh: PublicKeyHash,
-        /// Prove possession of this public key instead (Octez `bls_pk`).
+        /// Prove possession of this public key instead (Octez `bls_pk`): a valid BLS12-381
+        /// public key (subgroup point, not the identity), else
+        /// [`KeyError::InvalidPossessionKey`].
         override_pk: Option<PublicKey>,
     },
     /// Board status: [`Response::Status`].
@@ -265,6 +269,15 @@ pub enum Request<'a> {
         domains: u16,
         /// Policy.
         policy: Policy,
+    },
+    /// Provisioning: whether on-board tz4 key `pkh` may prove possession
+    /// ([`Request::ProvePossession`]) in operational mode. Off for every new key; in
+    /// provisioning mode a proof is always allowed. Stored with the key. [`Response::Done`].
+    AllowPossession {
+        /// Which key (tz4, on the board).
+        pkh: PublicKeyHash,
+        /// Allow proofs in operational mode.
+        operational: bool,
     },
 }
 
@@ -435,6 +448,9 @@ pub enum Refusal {
     /// The YubiHSM2 exchange failed (secure channel, HSM error, or not set up); nothing was
     /// released and the session was dropped.
     Hsm(HsmError),
+    /// In operational mode this key does not prove possession: it was not allowed to at
+    /// provisioning ([`Request::AllowPossession`]).
+    PossessionNotAllowed,
 }
 
 impl fmt::Display for Refusal {
@@ -467,6 +483,9 @@ impl fmt::Display for Refusal {
                 )
             }
             Refusal::Hsm(e) => write!(f, "YubiHSM2: {e}"),
+            Refusal::PossessionNotAllowed => f.write_str(
+                "this key proves possession only in provisioning mode: it was not allowed to in operational mode (`pawl keys … --allow-pop`)",
+            ),
         }
     }
 }

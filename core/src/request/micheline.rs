@@ -34,7 +34,7 @@ fn node(r: &mut Reader<'_>, depth: u8) -> Result<(), ParseError> {
         1 | 10 => r.dynamic().map(|_| ()),
         2 => {
             let seq = r.dynamic()?;
-            sequence(seq, at, depth)
+            sequence(seq, items_at(r, seq), depth)
         }
         tag @ 3..=8 => {
             r.u8()?; // primitive
@@ -50,7 +50,7 @@ fn node(r: &mut Reader<'_>, depth: u8) -> Result<(), ParseError> {
         9 => {
             r.u8()?; // primitive
             let args = r.dynamic()?;
-            sequence(args, at, depth)?;
+            sequence(args, items_at(r, args), depth)?;
             r.dynamic()?; // annotations
             Ok(())
         }
@@ -58,11 +58,17 @@ fn node(r: &mut Reader<'_>, depth: u8) -> Result<(), ParseError> {
     }
 }
 
-/// A length-delimited list of nodes; offsets inside are reported relative to the list start.
-fn sequence(items: &[u8], at: usize, depth: u8) -> Result<(), ParseError> {
+/// Where the list `items`, just read by `r`, starts in `r`'s bytes (after its length prefix).
+fn items_at(r: &Reader<'_>, items: &[u8]) -> usize {
+    r.pos().saturating_sub(items.len())
+}
+
+/// A length-delimited list of nodes starting at offset `start` of the enclosing bytes; errors
+/// inside are reported at offsets of the enclosing bytes.
+fn sequence(items: &[u8], start: usize, depth: u8) -> Result<(), ParseError> {
     let mut inner = Reader::new(items);
     while !inner.is_empty() {
-        node(&mut inner, depth + 1).map_err(|e| shift(e, at))?;
+        node(&mut inner, depth + 1).map_err(|e| shift(e, start))?;
     }
     Ok(())
 }

@@ -55,9 +55,11 @@ impl core::error::Error for StoreError {}
 
 /// A key as stored (the store seals it; the core hands it over in the clear).
 ///
-/// Encoded with postcard in field order. `host_public` was appended for host-held keys and
-/// `hsm` after it for YubiHSM2 keys; a record written before either existed ends early and
-/// decodes with them `None` ([`StoredKey::decode`]).
+/// Encoded with postcard in field order. `host_public` was appended for host-held keys,
+/// `hsm` after it for YubiHSM2 keys and `pop_operational` after that for the
+/// proof-of-possession permission; a record written before any of them existed ends early and
+/// decodes with them `None` ([`StoredKey::decode`]). New fields are only ever appended, as
+/// `Option`s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
     /// Curve.
@@ -72,6 +74,9 @@ pub struct StoredKey {
     /// For a YubiHSM2 key: where it is. `secret` then holds the authentication key's
     /// `K-ENC ‖ K-MAC` (sealed like any secret) and `host_public` the key's public key.
     pub hsm: Option<HsmLink>,
+    /// Whether the key may prove possession (BLS) in operational mode; `None` (a record from
+    /// before the permission existed) is "no".
+    pub pop_operational: Option<bool>,
 }
 
 /// A YubiHSM2 key's place: the authentication key the board opens sessions with, and the
@@ -85,14 +90,15 @@ pub struct HsmLink {
 }
 
 impl StoredKey {
-    /// Decode postcard bytes, accepting records written before `host_public` or `hsm`
-    /// existed.
+    /// Decode postcard bytes, accepting records written before `host_public`, `hsm` or
+    /// `pop_operational` existed.
     pub fn decode(bytes: &[u8]) -> Result<StoredKey, StoreError> {
         let ((curve, secret, policy), rest) =
             postcard::take_from_bytes::<(Curve, SecretBytes, Policy)>(bytes)
                 .map_err(|_| StoreError::Corrupted)?;
         let (host_public, rest) = optional::<PublicKey>(rest)?;
         let (hsm, rest) = optional::<HsmLink>(rest)?;
+        let (pop_operational, rest) = optional::<bool>(rest)?;
         if !rest.is_empty() {
             return Err(StoreError::Corrupted);
         }
@@ -102,6 +108,7 @@ impl StoredKey {
             policy,
             host_public,
             hsm,
+            pop_operational,
         })
     }
 }

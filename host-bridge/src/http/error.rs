@@ -72,7 +72,8 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
             | KeyError::PossessionNeedsBls
             | KeyError::InvalidPublicKey
             | KeyError::CurveMismatch
-            | KeyError::NotHostHeldCurve { .. },
+            | KeyError::NotHostHeldCurve { .. }
+            | KeyError::InvalidPossessionKey,
         ) => (StatusCode::BAD_REQUEST, "bad_request"),
         Refusal::Key(
             KeyError::InvalidSecret | KeyError::EntropyFailed | KeyError::BadSignature,
@@ -89,6 +90,8 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
         }
         // The board's YubiHSM2 session failed (relay, HSM or setup): nothing was signed.
         Refusal::Hsm(_) => (StatusCode::BAD_GATEWAY, "hsm_error"),
+        // The key's operator did not allow proofs in operational mode.
+        Refusal::PossessionNotAllowed => (StatusCode::FORBIDDEN, "not_allowed"),
     }
 }
 
