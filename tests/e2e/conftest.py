@@ -60,8 +60,10 @@ def provision(bins, home: Path, device: Path, spec: KeySpec) -> str:
         args += ["--curve", spec.curve]
     if spec.ops:
         args += ["--allow-ops", spec.ops]
-    if spec.chain:
-        args += ["--chain", tezos.chain_b58(spec.chain)]
+    # `pawl keys` pins mainnet unless told otherwise: these keys sign on the test chain and on
+    # the chain of the upstream vectors (test_reference_vectors).
+    for chain in [spec.chain] if spec.chain else [tezos.TEST_CHAIN, tezos.VECTOR_CHAIN]:
+        args += ["--chain", tezos.chain_b58(chain)]
     out = procs.pawl_cli(bins, args, stdin_text=(spec.secret + "\n") if spec.secret else None)
     tokens = out.split()
     assert tokens, f"pawl keys printed nothing: {out!r}"

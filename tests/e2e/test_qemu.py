@@ -292,7 +292,8 @@ def confirm_stack(bins, qemu_elf, tmp_root):
         stack.boot()
         out = procs.pawl_cli(bins, ["keys", "import", "--home", str(stack.bridge_home),
                                     "--device", str(stack.device), "--allow-ops", "transaction",
-                                    "--confirm", "generic"], stdin_text=spec.secret + "\n")
+                                    "--confirm", "generic", "--chain",
+                                    tezos.chain_b58(CHAIN)], stdin_text=spec.secret + "\n")
         assert "confirm generic" in out, out
         key = Key("tz1", "ed", out.split()[0], tezos.public_key_of(spec.secret), spec.secret)
         stack.board.stop()

@@ -15,6 +15,8 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 # A chain id of our own for the tests, so that no test depends on another chain's marks.
 TEST_CHAIN = bytes.fromhex("5a11e2e2")
+# The chain of Signatory's consensus vectors (C3 and the BLS-mode forms derived from it).
+VECTOR_CHAIN = bytes.fromhex("b3d79f99")
 
 
 def chain_b58(chain: bytes) -> str:

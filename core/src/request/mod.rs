@@ -28,6 +28,10 @@ pub use operation::{Ballot, OpKind, OpKindSet};
 pub struct ChainId(pub [u8; 4]);
 
 impl ChainId {
+    /// Tezos mainnet, `NetXdQprcVkpaWU` (docs/protocol.md §5.2): the chain a key is pinned to
+    /// when its operator names none.
+    pub const MAINNET: ChainId = ChainId([0x7a, 0x06, 0xa7, 0x70]);
+
     /// `Net…` text.
     pub fn to_b58(&self) -> crate::encoding::B58String {
         crate::encoding::encode(crate::encoding::Prefix::ChainId, &self.0).unwrap_or_default()
