@@ -343,3 +343,79 @@ fn yubihsm_setup_and_import_on_the_virtual_board() {
     assert!(logged.contains("serving"), "{logged}");
     assert!(!logged.contains(password));
 }
+
+/// `--allow-pop` (issue 13, finding 5): a tz4 key proves possession in operational mode only if
+/// it was allowed to at provisioning; an `override_pk` that is not a BLS12-381 public key is a
+/// 400 from the board's refusal; the flag is refused for keys that cannot prove possession.
+#[test]
+fn allow_pop_lets_a_tz4_key_prove_possession_in_operational_mode() {
+    use pawl_bridge::link::{Link, LinkSettings, VirtualConnector};
+    use pawl_core::protocol::Mode;
+
+    let home = tempfile::tempdir().expect("tempdir");
+    let tz4_secret = "BLsk1hKAHyGqY9qRbgoSVnjiSmDWpKGjFF3WNQ7BaiaMUA6RMA6Pfq";
+    for (args, stdin, expected) in [
+        (
+            vec!["keys", "generate", "--curve", "ed25519", "--allow-pop"],
+            "",
+            "--allow-pop goes with tz4 keys",
+        ),
+        (
+            vec!["keys", "import", "--allow-pop"],
+            "edsk4FTF78Qf1m2rykGpHqostAiq5gYW4YZEoGUSWBTJr2njsDHSnd\n",
+            "--allow-pop goes with tz4 keys",
+        ),
+        (
+            vec!["keys", "import", "--backend", "azure", "--allow-pop"],
+            "",
+            "--allow-pop goes with tz4 keys on the board",
+        ),
+    ] {
+        let mut cmd = pawl(home.path());
+        cmd.args(&args);
+        let (ok, _, err) = run_with_stdin(cmd, stdin);
+        assert!(!ok && err.contains(expected), "{args:?}: {err}");
+    }
+    let mut cmd = pawl(home.path());
+    cmd.args(["keys", "import", "--allow-pop"]);
+    let (ok, out, err) = run_with_stdin(cmd, &format!("{tz4_secret}\n"));
+    assert!(ok, "{err}");
+    let allowed = out.split_whitespace().next().expect("pkh").to_string();
+    let out = pawl(home.path())
+        .args(["keys", "generate", "--curve", "bls"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let not_allowed = stdout.split_whitespace().next().expect("pkh").to_string();
+    assert!(allowed.starts_with("tz4") && not_allowed.starts_with("tz4"));
+
+    // The same board, powered up in operational mode.
+    let dir = pawl_bridge::device::virtual_dir(home.path());
+    let board = VirtualConnector::open(&dir, Mode::Operational).expect("open virtual board");
+    let link = Link::start(Box::new(board), LinkSettings::default());
+    let mut s = settings();
+    s.allow_to_prove_possession = true;
+    let server = Server::start(link, &[], s);
+    let (status, body) = server.get(&format!("/bls_prove_possession/{allowed}"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        field(&body, "bls_prove_possession").starts_with("BLsig"),
+        "{body}"
+    );
+    let (status, body) = server.get(&format!("/bls_prove_possession/{not_allowed}"));
+    assert_eq!(status, 403, "{body}");
+    assert!(octez_error(&body).contains("provisioning mode"), "{body}");
+    // 48 bytes that are not a point: the board refuses, the bridge answers 400.
+    let junk = pawl_core::keys::PublicKey::Bls([0x42; 48]).to_b58();
+    let (status, body) = server.get(&format!(
+        "/bls_prove_possession/{allowed}?override_pk={}",
+        junk.as_str()
+    ));
+    assert_eq!(status, 400, "{body}");
+    assert!(octez_error(&body).contains("override_pk"), "{body}");
+}

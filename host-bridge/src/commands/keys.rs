@@ -29,6 +29,10 @@ pub enum KeysCommand {
         /// Where the key is made.
         #[command(flatten)]
         hsm: HsmGenerateArgs,
+        /// tz4 on the board only: also allow proofs of possession while the board is in
+        /// operational mode (by default a key proves possession in provisioning mode only).
+        #[arg(long = "allow-pop")]
+        allow_pop: bool,
     },
     /// Import a secret key (edsk…/spsk…/p2sk…/BLsk…, unencrypted) read from stdin
     /// (provisioning mode); or, with `--backend azure`, register an Azure Key Vault key by
@@ -42,6 +46,10 @@ pub enum KeysCommand {
         /// Where the key lives.
         #[command(flatten)]
         azure: super::azure_import::AzureImportArgs,
+        /// tz4 on the board only: also allow proofs of possession while the board is in
+        /// operational mode (by default a key proves possession in provisioning mode only).
+        #[arg(long = "allow-pop")]
+        allow_pop: bool,
     },
 }
 
@@ -176,7 +184,14 @@ impl PolicyArgs {
 pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List => list(ctx),
-        KeysCommand::Generate { curve, policy, hsm } if hsm.backend == GenerateBackend::Yubihsm => {
+        KeysCommand::Generate {
+            curve, allow_pop, ..
+        } if allow_pop && !matches!(curve, CurveArg::Bls) => {
+            anyhow::bail!("--allow-pop goes with tz4 keys (--curve bls) on the board")
+        }
+        KeysCommand::Generate {
+            curve, policy, hsm, ..
+        } if hsm.backend == GenerateBackend::Yubihsm => {
             let key_id = hsm.key_id.context(
                 "--key-id N (the new key's object id in the HSM, 0 to let it pick) is required with --backend yubihsm",
             )?;
@@ -194,7 +209,12 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
         {
             anyhow::bail!("--key-id, --label and --domains go with --backend yubihsm")
         }
-        KeysCommand::Generate { curve, policy, .. } => {
+        KeysCommand::Generate {
+            curve,
+            policy,
+            allow_pop,
+            ..
+        } => {
             let policy = policy.to_policy()?;
             let link = ctx.open_link()?;
             let answer = ask(
@@ -204,20 +224,29 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
                     policy,
                 },
             );
-            print_new_key(ctx, answer)
+            print_new_key(ctx, allow_possession(&link, answer, allow_pop))
         }
         KeysCommand::Import { azure, .. } if azure.check_flags().is_err() => azure.check_flags(),
-        KeysCommand::Import { policy, azure } if azure.is_yubihsm() => super::yubihsm::import(
+        KeysCommand::Import {
+            azure, allow_pop, ..
+        } if allow_pop && (azure.is_azure() || azure.is_yubihsm()) => {
+            anyhow::bail!(
+                "--allow-pop goes with tz4 keys on the board, not --backend azure/yubihsm"
+            )
+        }
+        KeysCommand::Import { policy, azure, .. } if azure.is_yubihsm() => super::yubihsm::import(
             ctx,
             azure.key_id,
             azure.public_key.as_deref(),
             policy.to_policy()?,
             print_new_key,
         ),
-        KeysCommand::Import { policy, azure } if azure.is_azure() => {
+        KeysCommand::Import { policy, azure, .. } if azure.is_azure() => {
             super::azure_import::run(ctx, azure, policy.to_policy()?, print_new_key)
         }
-        KeysCommand::Import { policy, .. } => {
+        KeysCommand::Import {
+            policy, allow_pop, ..
+        } => {
             let policy = policy.to_policy()?;
             let mut text = String::new();
             std::io::stdin()
@@ -231,6 +260,9 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
                     "stdin does not hold an unencrypted secret key (edsk…/spsk…/p2sk…/BLsk…): {e}"
                 )
             })?;
+            if allow_pop && curve != Curve::Bls12_381 {
+                anyhow::bail!("--allow-pop goes with tz4 keys (BLsk…)");
+            }
             let link = ctx.open_link()?;
             let answer = ask(
                 &link,
@@ -240,8 +272,39 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
                     policy,
                 },
             );
-            print_new_key(ctx, answer)
+            print_new_key(ctx, allow_possession(&link, answer, allow_pop))
         }
+    }
+}
+
+/// `--allow-pop`: once the key is on the board, allow it to prove possession in operational
+/// mode (a second provisioning request; if it fails the key stays, proving possession in
+/// provisioning mode only, and the error says so).
+fn allow_possession(
+    link: &crate::link::Link,
+    answer: anyhow::Result<Response>,
+    allow: bool,
+) -> anyhow::Result<Response> {
+    let info = match answer {
+        Ok(Response::KeyInfo(info)) if allow => info,
+        other => return other,
+    };
+    let request = Request::AllowPossession {
+        pkh: info.pkh,
+        operational: true,
+    };
+    match ask(link, &request) {
+        Ok(Response::Done) => Ok(Response::KeyInfo(info)),
+        other => Err(match other {
+            Ok(unexpected) => anyhow::anyhow!("unexpected answer from the board: {unexpected:?}"),
+            Err(e) => e,
+        })
+        .with_context(|| {
+            format!(
+                "key {} was added, but not allowed to prove possession in operational mode",
+                info.pkh
+            )
+        }),
     }
 }
 

@@ -192,6 +192,7 @@ impl Link {
                 | Request::HostSignature { .. }
                 | Request::RegisterHostKey { .. }
                 | Request::RegisterHsmKey { .. }
+                | Request::AllowPossession { .. }
         );
         let (patience, deadline) = if self.waits_for_button(request) {
             let wait = self.settings.confirm_timeout;
