@@ -248,7 +248,13 @@ fn every_state_change_ends_a_pending_hsm_operation() {
     for (i, name) in names.iter().enumerate() {
         let mut hsm = Hsm::new();
         let (mut b, tz2, tz4) = hsm_board(&hsm, transfer_policy());
-        let change = state_changes(tz2, tz4, &hsm).swap_remove(i);
+        let mut changes = state_changes(tz2, tz4, &hsm);
+        assert_eq!(changes.len(), names.len());
+        let change = changes.swap_remove(i);
+        assert!(
+            format!("{change:?}").starts_with(name),
+            "{name}: {change:?}"
+        );
         let payload = attestation(CHAIN, 10, 0, 1);
         let first = relayed(b.handle(sign_request(&tz2, &payload)));
         let reply = hsm.send(&first).expect("the HSM answers");
@@ -310,6 +316,7 @@ fn every_state_change_ends_a_pending_host_held_approval() {
                 .serialize_compact(),
         )
     };
+    // One board per change in `state_changes` (11 of them, checked below).
     for i in 0..11 {
         // The HSM key and tz4 key are there so every change in the list applies. (A fresh
         // mock each time: it holds at most 16 sessions.)
@@ -319,7 +326,9 @@ fn every_state_change_ends_a_pending_host_held_approval() {
             public_key: public,
             policy: Policy::default(),
         }));
-        let change = state_changes(tz2, tz4, &hsm).swap_remove(i);
+        let mut changes = state_changes(tz2, tz4, &hsm);
+        assert_eq!(changes.len(), 11);
+        let change = changes.swap_remove(i);
         let name = format!("{change:?}");
         let payload = attestation(CHAIN, 30, 0, 1);
         let digest = blake2b_256(&payload);
