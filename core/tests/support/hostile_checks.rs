@@ -1,0 +1,328 @@
+//! The invariants of `core/tests/hostile.rs`, checked on every answer and after every step:
+//! what was released or approved where (1), marks never lower (2), nothing changes but by
+//! signing or provisioning (3), every signature verifies under a second library (5).
+
+use std::collections::BTreeMap;
+
+use pawl_core::digest::blake2b_256;
+use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, Signature};
+use pawl_core::protocol::{Backend, KeyInfo, Mode, Refusal, Request, Response};
+use pawl_core::request::ChainId;
+use pawl_core::watermark::MarkId;
+
+use crate::driver::{Harness, Pos, Release, Sent, kind_of_magic};
+use crate::fuzz::{octez_position, reason, response_name};
+use crate::support::{verify_independently, verify_pop_independently};
+
+impl Harness {
+    pub fn key(&self, pkh: &PublicKeyHash) -> Option<&KeyInfo> {
+        self.keys.iter().find(|k| k.pkh == *pkh)
+    }
+
+    pub fn process(&mut self, sent: Sent, name: String, response: Response) {
+        let answer = response_name(&response);
+        *self.stats.requests.entry(name.clone()).or_default() += 1;
+        if let Response::Refused(r) = &response {
+            *self.stats.refusals.entry(reason(r)).or_default() += 1;
+            if matches!(r, Refusal::Store(_)) {
+                if self.cut_armed {
+                    self.effect.power_failed = true;
+                } else if !self.refusing_after_erase {
+                    let status = self.ask(Request::Status);
+                    let example = format!("step {}: {name} → {r:?}; {status:?}", self.stats.steps);
+                    self.stats
+                        .suspicious("a store error with the power on", example);
+                }
+            }
+        }
+        self.stats.paths.insert((name.clone(), answer.clone()));
+        match (sent, response) {
+            (Sent::Sign { pkh, payload }, Response::Signature(sig)) => {
+                self.released(&pkh, &payload, &sig, "sign");
+            }
+            (Sent::Sign { pkh, payload }, Response::DigestApproved { pkh: p, digest }) => {
+                match self.key(&pkh) {
+                    Some(k) if k.backend == Backend::HostHeld && p == pkh => {}
+                    other => self.fail(1, format!("DigestApproved for {p:?} asked of {other:?}")),
+                }
+                if digest != blake2b_256(&payload) {
+                    self.fail(1, "approved a digest that is not the request's".into());
+                }
+                self.position(&pkh, &payload, "approval");
+                self.stats.release("host-held approvals");
+                self.approval = Some((pkh, payload));
+            }
+            (Sent::Sign { pkh, payload }, Response::RelayToHsm { sealed }) => {
+                if self.key(&pkh).map(|k| k.backend) != Some(Backend::YubiHsm) {
+                    self.fail(
+                        1,
+                        format!("RelayToHsm for a key that is not in the HSM: {pkh:?}"),
+                    );
+                }
+                self.position(&pkh, &payload, "HSM sign");
+                self.stats.release("HSM signs started");
+                self.hsm_flow = Some((pkh, payload));
+                self.relay = Some(sealed.to_vec());
+            }
+            (Sent::Sign { pkh, payload }, Response::Refused(_)) => {
+                let tz4 = pkh.curve == Curve::Bls12_381;
+                if let Some((chain, magic, level, round)) = octez_position(&payload, tz4) {
+                    let id = MarkId {
+                        chain: ChainId(chain),
+                        key: pkh,
+                        kind: kind_of_magic(magic),
+                    };
+                    self.effect.refused_at.push((id, (level, round)));
+                }
+            }
+            (Sent::HostSignature { pkh }, Response::Signature(sig)) => match self.approval.take() {
+                Some((p, payload)) if p == pkh => {
+                    self.released(&pkh, &payload, &sig, "host-held signatures")
+                }
+                other => self.fail(
+                    1,
+                    format!("a host signature for {pkh:?} released with approval {other:?}"),
+                ),
+            },
+            (Sent::HsmReply, Response::Signature(sig)) => {
+                self.relay = None;
+                match self.hsm_flow.take() {
+                    Some((pkh, payload)) => self.released(&pkh, &payload, &sig, "HSM signatures"),
+                    None => self.fail(1, "an HSM signature with no HSM sign under way".into()),
+                }
+            }
+            (Sent::HsmReply, Response::RelayToHsm { sealed }) => self.relay = Some(sealed.to_vec()),
+            (Sent::HsmReply, r) => {
+                self.relay = None;
+                self.hsm_flow = None;
+                self.provisioned(&r);
+            }
+            (Sent::Prove { pkh, other }, Response::Signature(sig)) => {
+                let ok = match (self.key(&pkh).map(|k| k.public_key), other, sig) {
+                    (Some(PublicKey::Bls(pk)), None, s) => verify_pop_independently(&pk, &s),
+                    (Some(PublicKey::Bls(pk)), Some(PublicKey::Bls(o)), Signature::Bls(s)) => {
+                        crate::fuzz::verify_pop_of(&pk, &o, &s)
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    self.fail(
+                        5,
+                        format!("a proof of possession that does not verify: {sig:?}"),
+                    );
+                }
+                self.stats.release("proofs of possession");
+            }
+            (_, Response::Signature(sig)) => {
+                self.fail(5, format!("a signature in answer to {name}: {sig:?}"))
+            }
+            (_, Response::DigestApproved { .. }) => {
+                self.fail(1, format!("an approval in answer to {name}"))
+            }
+            (_, Response::RelayToHsm { sealed }) => {
+                self.hsm_flow = None;
+                self.relay = Some(sealed.to_vec());
+            }
+            (Sent::ImportWatermark { id, level, round }, Response::Done) => {
+                self.effect.allowed.push((id, (level, round)));
+                self.provisioned(&Response::Done);
+            }
+            (Sent::Reprovision { erase: true }, Response::Refused(Refusal::Store(_)))
+                if self.cut_armed =>
+            {
+                self.effect.erase_cut = true;
+            }
+            (Sent::Reprovision { erase }, Response::Done) => {
+                self.effect.reset = true;
+                self.refusing_after_erase = false;
+                self.approval = None;
+                if erase {
+                    // The operator's physical act erased everything: a new epoch, and the
+                    // operator provisions the keys again.
+                    self.stats.erases += 1;
+                    self.releases.clear();
+                    self.needs_setup = true;
+                }
+                self.provisioned(&Response::Done);
+            }
+            (_, r) => self.provisioned(&r),
+        }
+    }
+
+    /// A provisioning answer: allowed only in provisioning mode; keys may change.
+    pub fn provisioned(&mut self, r: &Response) {
+        if matches!(r, Response::KeyInfo(_) | Response::Done) {
+            if self.mode == Mode::Operational {
+                self.fail(3, format!("operational mode answered {r:?}"));
+            }
+            self.effect.keys_may_change = true;
+            // Every state change ends pending work on the board.
+            self.approval = None;
+            self.hsm_flow = None;
+        }
+    }
+
+    /// A released signature: verify it (5) and record its position (1).
+    pub fn released(
+        &mut self,
+        pkh: &PublicKeyHash,
+        payload: &[u8],
+        sig: &Signature,
+        what: &'static str,
+    ) {
+        let Some(key) = self.key(pkh) else {
+            self.fail(
+                5,
+                format!("a signature for {pkh:?}, which ListKeys does not show"),
+            )
+        };
+        if !verify_independently(&key.public_key, payload, sig) {
+            self.fail(
+                5,
+                format!(
+                    "a {what} signature that does not verify under {:?}: payload {} signature {sig:?}",
+                    key.public_key,
+                    hex::encode(payload)
+                ),
+            );
+        }
+        self.position(pkh, payload, what);
+        self.stats.release(what);
+    }
+
+    /// Invariant 1: remember what was released or approved at the payload's position.
+    pub fn position(&mut self, pkh: &PublicKeyHash, payload: &[u8], what: &'static str) {
+        let tz4 = pkh.curve == Curve::Bls12_381;
+        let Some((chain, magic, level, round)) = octez_position(payload, tz4) else {
+            return;
+        };
+        if level > i32::MAX as u32 || round > i32::MAX as u32 {
+            self.fail(
+                1,
+                format!("{what} at a negative int32 level/round ({level}, {round}): docs/protocol.md §1 says pawl refuses them"),
+            );
+        }
+        let hash = blake2b_256(payload);
+        let pos: Pos = (chain, *pkh, magic, level, round);
+        if let Some(r) = self.releases.get(&pos)
+            && r.hash != hash
+        {
+            self.fail(
+                1,
+                format!(
+                    "two payloads at (chain {}, key {}, kind {magic:#04x}, level {level}, round {round}):\n    {} at step {}: {}\n    {what} now: {}",
+                    hex::encode(chain),
+                    pkh.to_b58(),
+                    r.what,
+                    r.step,
+                    hex::encode(&r.payload),
+                    hex::encode(payload)
+                ),
+            );
+        }
+        self.releases.entry(pos).or_insert(Release {
+            hash,
+            step: self.stats.steps,
+            payload: payload.to_vec(),
+            what,
+        });
+        let id = MarkId {
+            chain: ChainId(chain),
+            key: *pkh,
+            kind: kind_of_magic(magic),
+        };
+        self.effect.allowed.push((id, (level, round)));
+    }
+    /// Invariants 2 and 3, against the board's own key list and watermark export.
+    pub fn check_after(&mut self) {
+        let keys = match self.ask(Request::ListKeys) {
+            Response::Keys(k) => k.to_vec(),
+            other => self.fail(4, format!("ListKeys answered {other:?}")),
+        };
+        if keys != self.keys && !(self.effect.keys_may_change || self.effect.rebooted) {
+            self.fail(
+                3,
+                format!("keys or policies changed without a provisioning answer:\n    before {:?}\n    after  {keys:?}", self.keys),
+            );
+        }
+        if self.effect.rebooted && keys != self.keys {
+            let gone: Vec<&KeyInfo> = self.keys.iter().filter(|k| !keys.contains(k)).collect();
+            let new: Vec<&KeyInfo> = keys.iter().filter(|k| !self.keys.contains(k)).collect();
+            let example = format!(
+                "step {}:\n    before {gone:?}\n    after  {new:?}",
+                self.stats.steps
+            );
+            if self.effect.erase_cut {
+                // An erase: keys are meant to go.
+            } else if !self.effect.cut_fired || self.effect.ran_in != Some(Mode::Provisioning) {
+                self.fail(
+                    3,
+                    format!("keys or policies changed across a reboot: {example}"),
+                );
+            } else {
+                self.stats.suspicious(
+                    "keys differ after a power cut in provisioning mode (a refused key write landed)",
+                    example,
+                );
+            }
+        }
+        self.keys = keys;
+        let mut marks = BTreeMap::new();
+        let mut start = 0u16;
+        loop {
+            match self.ask(Request::ExportWatermarks { start }) {
+                Response::Watermarks { entries, next } => {
+                    for e in entries {
+                        let id = MarkId {
+                            chain: e.chain,
+                            key: e.pkh,
+                            kind: e.kind,
+                        };
+                        if marks.insert(id, (e.level, e.round)).is_some() {
+                            self.fail(2, format!("the export lists {id:?} twice"));
+                        }
+                    }
+                    match next {
+                        Some(n) if n > start => start = n,
+                        Some(n) => self.fail(4, format!("export page {start} points back to {n}")),
+                        None => break,
+                    }
+                }
+                other => self.fail(4, format!("ExportWatermarks answered {other:?}")),
+            }
+        }
+        if !self.effect.reset {
+            for (id, old) in &self.marks {
+                match marks.get(id) {
+                    None => self.fail(2, format!("mark {id:?} at {old:?} is gone")),
+                    Some(new) if new < old => {
+                        self.fail(2, format!("mark {id:?} lowered from {old:?} to {new:?}"))
+                    }
+                    _ => {}
+                }
+            }
+            for (id, new) in &marks {
+                if self.marks.get(id) == Some(new) || self.effect.rebooted {
+                    continue;
+                }
+                if self.effect.allowed.contains(&(*id, *new)) {
+                    continue;
+                }
+                if self.effect.refused_at.contains(&(*id, *new)) {
+                    let example = format!("step {}: {id:?} to {new:?}", self.stats.steps);
+                    self.stats
+                        .suspicious("a refused sign request moved its mark", example);
+                    continue;
+                }
+                self.fail(
+                    3,
+                    format!(
+                        "mark {id:?} moved from {:?} to {new:?} by no release or import at that position",
+                        self.marks.get(id)
+                    ),
+                );
+            }
+        }
+        self.marks = marks;
+    }
+}
