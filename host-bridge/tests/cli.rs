@@ -80,11 +80,13 @@ fn quick_start_serve_then_import_then_sign() {
     assert!(warning.contains("NOT hardware-protected"), "{warning}");
 
     // Through the control socket of the running serve.
+    // C3's chain: without --chain the key would be pinned to mainnet only.
     let mut import = pawl(home.path());
-    import.args(["keys", "import"]);
+    import.args(["keys", "import", "--chain", "NetXo5iVw1vBoxM"]);
     let (ok, out, err) = run_with_stdin(import, &format!("{SIGNATORY_SK}\n"));
     assert!(ok, "{err}");
     assert_eq!(out.split_whitespace().next(), Some(SIGNATORY_PKH), "{out}");
+    assert!(out.contains("on NetXo5iVw1vBoxM"), "{out}");
     assert!(!out.contains(SIGNATORY_SK) && !err.contains(SIGNATORY_SK));
 
     let (ok, out, err) = run_with_stdin(

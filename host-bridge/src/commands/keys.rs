@@ -105,8 +105,8 @@ impl From<CurveArg> for Curve {
     }
 }
 
-/// Policy flags. Without any, a key signs blocks, preattestations and attestations on any
-/// chain (a baking key).
+/// Policy flags. Without any, a key signs blocks, preattestations and attestations on Tezos
+/// mainnet (a baking key).
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// Request kinds the key signs, comma-separated: block, preattestation, attestation,
@@ -117,9 +117,15 @@ pub struct PolicyArgs {
     /// delegation, ballot, reveal, …). Implies `generic` in --allow.
     #[arg(long = "allow-ops", value_name = "OPS", value_delimiter = ',')]
     pub allow_ops: Vec<String>,
-    /// Pin the key to a chain id (Net…); repeat for several (at most 4). Default: any chain.
-    #[arg(long = "chain", value_name = "CHAIN_ID")]
+    /// Pin the key to a chain id (Net…); repeat for several (at most 4). Default: Tezos
+    /// mainnet (NetXdQprcVkpaWU) only.
+    #[arg(long = "chain", value_name = "CHAIN_ID", conflicts_with = "any_chain")]
     pub chains: Vec<String>,
+    /// Sign for any chain id. UNSAFE for a baking key: a compromised host can then fill the
+    /// board's watermark table with invented chains (and a key's first request on a chain has
+    /// no mark to check against). Only for test networks that come and go.
+    #[arg(long = "any-chain")]
+    pub any_chain: bool,
     /// Request kinds that also need a press of the board's button (confirm-on-device),
     /// comma-separated, from the same names as --allow; each is also allowed. The board waits
     /// a bounded time for the press: raise `[device] response_timeout_ms` and
@@ -174,6 +180,13 @@ impl PolicyArgs {
             policy
                 .chains
                 .push(chain)
+                .map_err(|_| anyhow::anyhow!("--chain: at most 4 chains per key"))?;
+        }
+        // An empty list is "any chain" on the board: only an explicit --any-chain asks for it.
+        if self.chains.is_empty() && !self.any_chain {
+            policy
+                .chains
+                .push(ChainId::MAINNET)
                 .map_err(|_| anyhow::anyhow!("--chain: at most 4 chains per key"))?;
         }
         Ok(policy)
@@ -418,8 +431,30 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             allow_ops: vec![],
             chains: vec![],
+            any_chain: false,
             confirm: confirm.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn a_key_is_pinned_to_mainnet_unless_told_otherwise() {
+        // Mainnet's chain id as Octez prints it, not pawl's constant.
+        let mainnet = ChainId::from_b58("NetXdQprcVkpaWU").expect("mainnet");
+        let policy = args(&[], &[]).to_policy().expect("valid flags");
+        assert_eq!(policy.chains.as_slice(), &[mainnet]);
+
+        let ghostnet = "NetXnHfVqm9iesp";
+        let mut pinned = args(&[], &[]);
+        pinned.chains = vec![ghostnet.into()];
+        let policy = pinned.to_policy().expect("valid flags");
+        assert_eq!(
+            policy.chains.as_slice(),
+            &[ChainId::from_b58(ghostnet).expect("ghostnet")]
+        );
+
+        let mut any = args(&[], &[]);
+        any.any_chain = true;
+        assert!(any.to_policy().expect("valid flags").chains.is_empty());
     }
 
     #[test]

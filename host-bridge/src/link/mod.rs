@@ -182,18 +182,7 @@ impl Link {
             }));
         }
         let (reply, answer) = oneshot::channel();
-        let reasking_is_safe = !matches!(
-            request,
-            Request::GenerateKey { .. }
-                | Request::ImportKey { .. }
-                | Request::SetPolicy { .. }
-                | Request::ImportWatermark { .. }
-                | Request::HsmReply { .. }
-                | Request::HostSignature { .. }
-                | Request::RegisterHostKey { .. }
-                | Request::RegisterHsmKey { .. }
-                | Request::AllowPossession { .. }
-        );
+        let reasking_is_safe = reasking_is_safe(request);
         let (patience, deadline) = if self.waits_for_button(request) {
             let wait = self.settings.confirm_timeout;
             (wait, self.settings.request_timeout + wait)
@@ -264,5 +253,49 @@ impl Link {
     /// The settings this link runs with.
     pub fn settings(&self) -> &LinkSettings {
         &self.settings
+    }
+}
+
+/// Whether a request whose answer was lost may be written again after a reconnect. Reads, and
+/// `Sign` (the board returns the recorded signature or refuses: it never signs one position
+/// twice). Everything that changes the board's state or continues a multi-frame exchange is
+/// asked once; its caller learns the outcome is unknown. Exhaustive on purpose: a new request
+/// kind needs a decision here.
+fn reasking_is_safe(request: &Request<'_>) -> bool {
+    match request {
+        Request::Hello { .. }
+        | Request::ListKeys
+        | Request::PublicKey { .. }
+        | Request::Sign { .. }
+        | Request::ProvePossession { .. }
+        | Request::Status
+        | Request::ExportWatermarks { .. } => true,
+        Request::GenerateKey { .. }
+        | Request::ImportKey { .. }
+        | Request::SetPolicy { .. }
+        | Request::ImportWatermark { .. }
+        | Request::Reprovision { .. }
+        | Request::RegisterHostKey { .. }
+        | Request::HostSignature { .. }
+        | Request::HsmReply { .. }
+        | Request::YubiHsmSetup { .. }
+        | Request::RegisterHsmKey { .. }
+        | Request::ImportHsmKey { .. }
+        | Request::GenerateHsmKey { .. }
+        | Request::AllowPossession { .. } => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_changes_are_asked_once_and_reads_again() {
+        // Re-asking a lost Reprovision { erase: true } would run a second erase.
+        assert!(!reasking_is_safe(&Request::Reprovision { erase: true }));
+        assert!(!reasking_is_safe(&Request::Reprovision { erase: false }));
+        assert!(reasking_is_safe(&Request::Status));
+        assert!(reasking_is_safe(&Request::ListKeys));
     }
 }
