@@ -235,7 +235,8 @@ impl PublicKey {
         encoding::encode(self.curve().pk_prefix(), self.as_bytes()).unwrap_or_default()
     }
 
-    /// Parse `edpk…`/`sppk…`/`p2pk…`/`BLpk…` and check the point is valid.
+    /// Parse `edpk…`/`sppk…`/`p2pk…`/`BLpk…`: prefix and length only. The point itself is
+    /// checked where a key is registered or used ([`PublicKey::validate`]).
     pub fn from_b58(text: &str) -> Result<Self, EncodingError> {
         let mut buf = [0u8; MAX_PAYLOAD];
         let (prefix, payload) = encoding::decode_any(text, &mut buf)?;
