@@ -309,7 +309,7 @@ impl Harness {
         let this = self.frames.join("\n    ");
         let before: Vec<&String> = self.history.iter().collect();
         panic!(
-            "\nhostile: INVARIANT {invariant} VIOLATED at step {step} (seed {seed:#x}, N = {ahead}, {mode:?} mode):\n  {message}\n  frames of this step (hex):\n    {this}\n  frames of the steps before (oldest first):\n    {before}\n  replay: PAWL_HOSTILE_SEED={seed:#x} PAWL_HOSTILE_STEPS={step} cargo test -p pawl-core --test hostile -- --nocapture\n",
+            "\nhostile: INVARIANT {invariant} VIOLATED at step {step} (seed {seed:#x}, N = {ahead}, {mode:?} mode):\n  {message}\n  frames of this step (hex):\n    {this}\n  frames of the steps before (oldest first):\n    {before}\n  replay: PAWL_HOSTILE_SEED={seed:#x} PAWL_HOSTILE_STEPS={step} PAWL_HOSTILE_SECS=3600 cargo test -p pawl-core --test hostile -- --nocapture\n",
             step = self.stats.steps,
             seed = self.seed,
             ahead = self.ahead,
