@@ -425,3 +425,64 @@ fn michelson_data() {
     ok.push_str("030b");
     assert!(parse(&unhex(&ok)).is_ok());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Micheline error offsets inside nested nodes (issue 13, finding 6: `TooDeep` said offset 1).
+// ---------------------------------------------------------------------------------------------
+
+/// `depth` + 1 nested Micheline nodes around an int 0, each level either a sequence
+/// (`02 ‖ len32 ‖ items`) or a primitive application with an argument list and no annotations
+/// (`09 ‖ prim ‖ len32 ‖ args ‖ 00000000`).
+fn nested(levels: usize, prim_app: bool) -> Vec<u8> {
+    let mut node = vec![0x00, 0x00]; // int 0
+    for _ in 0..levels {
+        let len = u32::try_from(node.len()).expect("small").to_be_bytes();
+        let mut outer = if prim_app {
+            vec![0x09, 0x00] // prim `parameter`
+        } else {
+            vec![0x02]
+        };
+        outer.extend_from_slice(&len);
+        outer.extend_from_slice(&node);
+        if prim_app {
+            outer.extend_from_slice(&[0, 0, 0, 0]); // no annotations
+        }
+        node = outer;
+    }
+    let mut payload = vec![0x05];
+    payload.extend_from_slice(&node);
+    payload
+}
+
+#[test]
+fn too_deep_reports_the_offset_of_the_too_deep_node() {
+    // The outermost node is at depth 0, offset 1 (after the 0x05 magic byte); pawl walks
+    // depths 0 to 48, so the node at depth 49 is the first too deep.
+    //
+    // Sequences: each enclosing level adds its tag byte and 4-byte length, so the node at
+    // depth d starts at 1 + 5·d, and the depth-49 node at 1 + 245 = 246.
+    assert_eq!(
+        parse(&nested(49, false)),
+        Err(ParseError::TooDeep { offset: 246 })
+    );
+    // Primitive applications: tag, primitive and 4-byte length, 6 bytes a level: the node at
+    // depth 49 starts at 1 + 6·49 = 295.
+    assert_eq!(
+        parse(&nested(49, true)),
+        Err(ParseError::TooDeep { offset: 295 })
+    );
+    // One level less is within the bound and parses.
+    assert!(parse(&nested(48, false)).is_ok());
+    assert!(parse(&nested(48, true)).is_ok());
+    // Errors further in are placed the same way: a bad tag (0x0b) as the only item of the
+    // third nested sequence sits at 1 + 5·3 = 16.
+    let mut bad = nested(3, false);
+    bad[16] = 0x0b;
+    assert_eq!(
+        parse(&bad),
+        Err(ParseError::BadTag {
+            offset: 16,
+            value: 0x0b
+        })
+    );
+}
