@@ -478,7 +478,7 @@ impl Stats {
     pub fn print(&self, seed: u64, ahead: u32, secs: f64) {
         let rate = self.steps as f64 / secs.max(1e-9);
         println!(
-            "hostile: seed {seed:#x} (ceiling_ahead N = {ahead}): {} steps in {secs:.1} s ({rate:.0} steps/s)",
+            "hostile: seed {seed:#x} (ceiling_ahead N = {ahead} last, new after each erase): {} steps in {secs:.1} s ({rate:.0} steps/s)",
             self.steps
         );
         println!("  frames by category: {:?}", self.frames);

@@ -133,15 +133,19 @@ impl Harness {
                 self.effect.erase_cut = true;
             }
             (Sent::Reprovision { erase }, Response::Done) => {
-                self.effect.reset = true;
                 self.refusing_after_erase = false;
                 self.approval = None;
+                // Adopting the image reloads the marks as ceilings: they may rise, not fall.
+                self.effect.reloaded = true;
                 if erase {
+                    self.effect.reset = true;
                     // The operator's physical act erased everything: a new epoch, and the
                     // operator provisions the keys again.
                     self.stats.erases += 1;
                     self.releases.clear();
                     self.needs_setup = true;
+                    // A new board configuration from the next boot on (ceilings are absolute).
+                    self.ahead = *self.rng.pick(&[0, 1, 4, 16]);
                 }
                 self.provisioned(&Response::Done);
             }
@@ -302,7 +306,7 @@ impl Harness {
                 }
             }
             for (id, new) in &marks {
-                if self.marks.get(id) == Some(new) || self.effect.rebooted {
+                if self.marks.get(id) == Some(new) || self.effect.rebooted || self.effect.reloaded {
                     continue;
                 }
                 if self.effect.allowed.contains(&(*id, *new)) {

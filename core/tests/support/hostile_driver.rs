@@ -116,6 +116,8 @@ pub struct Effect {
     pub keys_may_change: bool,
     pub reset: bool,
     pub rebooted: bool,
+    /// `Reprovision { erase: false }` reloaded the store.
+    pub reloaded: bool,
     /// A power cut happened at the reboot: a write the board refused may have landed.
     pub cut_fired: bool,
     pub power_failed: bool,
