@@ -157,6 +157,26 @@ pub enum WatermarkError {
         /// Entries the board keeps.
         capacity: u16,
     },
+    /// The key already holds as many (chain, kind) entries as its quota allows
+    /// (`crate::board` module `room`); nothing is evicted.
+    KeyQuota {
+        /// Entries the key holds.
+        used: u16,
+        /// Its quota: 3 per pinned chain, or 6 for a key allowed any chain.
+        quota: u16,
+    },
+    /// The table's free entries are kept for every key slot's minimum (the three kinds on its
+    /// first chain) not yet met; this key is within its quota but gets no more room.
+    Reserved {
+        /// Entries the key holds.
+        used: u16,
+        /// Its quota.
+        quota: u16,
+        /// Free entries in the table.
+        free: u16,
+        /// Entries needed for the key slots' minimums.
+        reserved: u16,
+    },
 }
 
 impl fmt::Display for WatermarkError {
@@ -184,6 +204,19 @@ impl fmt::Display for WatermarkError {
             WatermarkError::TableFull { capacity } => write!(
                 f,
                 "watermark table full ({capacity} chain/key/kind entries); refusing a new chain rather than forgetting an old mark"
+            ),
+            WatermarkError::KeyQuota { used, quota } => write!(
+                f,
+                "watermark quota of this key reached: it holds {used} of its {quota} chain/kind entries (3 per pinned chain, 6 if any chain is allowed); pin the key to its chains or forget the marks of other chains (`pawl watermark forget`)"
+            ),
+            WatermarkError::Reserved {
+                used,
+                quota,
+                free,
+                reserved,
+            } => write!(
+                f,
+                "watermark table: its {free} free entries are kept for the first chain of each key slot ({reserved} reserved); this key holds {used} of its quota of {quota} entries"
             ),
         }
     }

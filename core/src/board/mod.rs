@@ -21,13 +21,17 @@
 //! [`yubihsm`].
 //!
 //! Pending work of either tier is forgotten by every state change ([`pending`]). Proofs of
-//! possession have their own rules ([`possession`]).
+//! possession have their own rules ([`possession`]). Who may take a new entry in the bounded
+//! watermark table is decided in [`room`].
 
 mod host_held;
 mod material;
 mod pending;
 mod possession;
+mod room;
 mod yubihsm;
+
+pub use room::{ANY_CHAIN_QUOTA, KEY_MINIMUM, quota};
 
 use material::{KeySlot, Material};
 
@@ -44,7 +48,8 @@ use crate::store::{Record, Store, StoreError};
 use crate::watermark::{MarkId, MarkKind, Verdict, Watermarks};
 
 /// Watermark entries a board keeps: (chain, key, kind) triples. 16 keys × 3 kinds on one chain
-/// is 48; the rest is room for a test chain.
+/// is 48, each key slot's reserved minimum; the other 16 are shared within per-key quotas
+/// ([`room`]).
 pub const MAX_MARKS: usize = 64;
 
 /// Largest response body (a relayed HSM message plus its envelope).
@@ -288,6 +293,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     key: pkh,
                     kind,
                 };
+                self.room_for(&id)?;
                 self.marks.can_raise(&id, level, round)?;
                 self.store.persist_mark(&id, level, round)?;
                 self.counters.mark_writes = self.counters.mark_writes.saturating_add(1);
@@ -429,6 +435,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     }
                     return Ok(self.reapprove(pkh, id, c.level, c.round, hash));
                 }
+                self.room_for(&id)?;
                 if let Verdict::Repeat(signature) =
                     self.marks.check(&id, c.level, c.round, &hash)?
                 {

@@ -66,6 +66,10 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::Watermark(WatermarkError::TableFull { .. }) => {
             (StatusCode::INSUFFICIENT_STORAGE, "watermark_table_full")
         }
+        // The key's share of the table is used up (its quota, or the room kept for others).
+        Refusal::Watermark(WatermarkError::KeyQuota { .. } | WatermarkError::Reserved { .. }) => {
+            (StatusCode::INSUFFICIENT_STORAGE, "watermark_quota")
+        }
         Refusal::Key(
             KeyError::BlsNeedsVersion2 { .. }
             | KeyError::UnknownSigningVersion { .. }
