@@ -24,4 +24,5 @@ pub mod hsm_exchange;
 pub mod http;
 pub mod link;
 pub mod metrics;
+pub mod migrate;
 pub mod yubihsm;

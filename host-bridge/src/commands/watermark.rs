@@ -11,12 +11,19 @@ use super::{Context, ask, print_json};
 pub enum WatermarkCommand {
     /// The board's high watermarks: per chain, key and kind, the highest (level, round) signed.
     Show,
+    /// Import high watermarks from octez-signer's or Signatory's files (raise-only;
+    /// provisioning mode). Every file is checked first: one bad entry imports nothing.
+    Import(crate::migrate::cli::ImportArgs),
+    /// Write the board's high watermarks as octez-signer's or Signatory's files.
+    Export(crate::migrate::cli::ExportArgs),
 }
 
 /// Run `pawl watermark …`.
 pub fn run(ctx: &Context, cmd: WatermarkCommand) -> anyhow::Result<()> {
     match cmd {
         WatermarkCommand::Show => show(ctx),
+        WatermarkCommand::Import(args) => crate::migrate::cli::import(ctx, args),
+        WatermarkCommand::Export(args) => crate::migrate::cli::export(ctx, args),
     }
 }
 
