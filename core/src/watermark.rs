@@ -454,6 +454,27 @@ impl<const N: usize> Watermarks<N> {
         }
     }
 
+    /// Forget the mark of `id` (an operator's undo, confirmed on the board; never on a signing
+    /// path). Returns whether there was one.
+    pub fn forget(&mut self, id: &MarkId) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|(i, _)| i != id);
+        self.entries.len() != before
+    }
+
+    /// Set the mark of `id` to the bare position (`level`, `round`), strictly below where it
+    /// is (an operator's undo, confirmed on the board; never on a signing path). Returns
+    /// whether it did; with no mark, or a position not below it, nothing changes.
+    pub fn lower(&mut self, id: &MarkId, level: u32, round: u32) -> bool {
+        match self.entries.iter_mut().find(|(i, _)| i == id) {
+            Some((_, m)) if (level, round) < (m.level, m.round) => {
+                *m = Mark::position(level, round);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Load a persisted position at boot: keeps the higher of what is there and `mark`.
     pub fn restore(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), WatermarkError> {
         match self.get(id) {

@@ -22,13 +22,15 @@
 //!
 //! Pending work of either tier is forgotten by every state change ([`pending`]). Proofs of
 //! possession have their own rules ([`possession`]). Who may take a new entry in the bounded
-//! watermark table is decided in [`room`].
+//! watermark table is decided in [`room`]; how an operator forgets or lowers marks without
+//! erasing keys, in [`undo`].
 
 mod host_held;
 mod material;
 mod pending;
 mod possession;
 mod room;
+mod undo;
 mod yubihsm;
 
 pub use room::{ANY_CHAIN_QUOTA, KEY_MINIMUM, quota};
@@ -339,6 +341,22 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             Request::AllowPossession { pkh, operational } => {
                 self.allow_possession(&pkh, operational)
             }
+            Request::ForgetWatermarks { pkh } => self.forget_watermarks(&pkh),
+            Request::LowerWatermark {
+                chain,
+                pkh,
+                kind,
+                level,
+                round,
+            } => self.lower_watermark(
+                &MarkId {
+                    chain,
+                    key: pkh,
+                    kind,
+                },
+                level,
+                round,
+            ),
         }
     }
 

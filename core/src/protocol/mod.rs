@@ -279,6 +279,30 @@ pub enum Request<'a> {
         /// Allow proofs in operational mode.
         operational: bool,
     },
+    /// Provisioning, confirmed on the board's button: forget key `pkh`'s watermarks on every
+    /// chain its policy no longer allows (pin the key with [`Request::SetPolicy`] first), to
+    /// free their room in the table. Allowing such a chain again later needs its current
+    /// watermark imported first. [`Response::Done`]; without a press [`Refusal::NotConfirmed`].
+    ForgetWatermarks {
+        /// Which key.
+        pkh: PublicKeyHash,
+    },
+    /// Provisioning, confirmed on the board's button: set a watermark to exactly (`level`,
+    /// `round`), below where it is — to recover a key whose mark a compromised host pushed far
+    /// ahead. The operator must know the key never signed above that position.
+    /// [`Response::Done`]; without a press [`Refusal::NotConfirmed`].
+    LowerWatermark {
+        /// Chain.
+        chain: ChainId,
+        /// Key.
+        pkh: PublicKeyHash,
+        /// Which mark.
+        kind: MarkKind,
+        /// Level.
+        level: u32,
+        /// Round.
+        round: u32,
+    },
 }
 
 /// One key as the board lists it.
@@ -451,6 +475,23 @@ pub enum Refusal {
     /// In operational mode this key does not prove possession: it was not allowed to at
     /// provisioning ([`Request::AllowPossession`]).
     PossessionNotAllowed,
+    /// [`Request::LowerWatermark`] for a mark the board does not hold.
+    NoSuchMark {
+        /// Which mark.
+        kind: MarkKind,
+        /// Chain.
+        chain: ChainId,
+    },
+    /// [`Request::LowerWatermark`] to a position not below the mark (raising is
+    /// [`Request::ImportWatermark`]).
+    NotBelowMark {
+        /// Which mark.
+        kind: MarkKind,
+        /// Its level.
+        mark_level: u32,
+        /// Its round.
+        mark_round: u32,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -485,6 +526,17 @@ impl fmt::Display for Refusal {
             Refusal::Hsm(e) => write!(f, "YubiHSM2: {e}"),
             Refusal::PossessionNotAllowed => f.write_str(
                 "this key proves possession only in provisioning mode: it was not allowed to in operational mode (`pawl keys … --allow-pop`)",
+            ),
+            Refusal::NoSuchMark { kind, chain } => {
+                write!(f, "no {kind} watermark for this key on chain {chain}")
+            }
+            Refusal::NotBelowMark {
+                kind,
+                mark_level,
+                mark_round,
+            } => write!(
+                f,
+                "lowering must go below the {kind} watermark ({mark_level},{mark_round}); raising is an import"
             ),
         }
     }

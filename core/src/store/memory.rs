@@ -82,6 +82,24 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
+        self.write_allowed()?;
+        self.marks.retain(|(i, _, _)| i != id);
+        Ok(())
+    }
+
+    fn lower_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
+        self.write_allowed()?;
+        let entry = self
+            .marks
+            .iter_mut()
+            .find(|(i, _, _)| i == id)
+            .ok_or(StoreError::Corrupted)?;
+        entry.1 = level;
+        entry.2 = round;
+        Ok(())
+    }
+
     fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError> {
         self.write_allowed()?;
         match self.keys.iter_mut().find(|(s, _)| *s == slot) {

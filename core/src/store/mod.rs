@@ -19,6 +19,7 @@ use crate::watermark::MarkId;
 
 mod memory;
 pub mod nor;
+mod resets;
 mod seal;
 pub mod wear;
 
@@ -155,6 +156,26 @@ pub trait Store {
     /// Make (`level`, `round`) durable for `id`: when this returns `Ok`, a power cut at any
     /// later moment leaves a store whose [`Store::load`] reports a mark at or above it.
     fn persist_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError>;
+
+    /// Forget the mark of `id`, durably: after `Ok`, [`Store::load`] no longer reports it. An
+    /// operator's act in provisioning mode, confirmed on the board (the board's `undo` module);
+    /// never on a signing path. A power cut during it leaves the mark either as it was or
+    /// forgotten, nothing else. A mark the store does not hold is already forgotten (`Ok`).
+    /// Stores that cannot forget refuse ([`StoreError::Io`]).
+    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
+        let _ = id;
+        Err(StoreError::Io)
+    }
+
+    /// Set the mark of `id` to exactly (`level`, `round`), below where it is, durably: after
+    /// `Ok`, [`Store::load`] reports this position (or a higher one written since). Like
+    /// [`Store::forget_mark`], an operator's act; a power cut during it leaves the mark either
+    /// as it was or lowered, never without a mark. A mark the store does not hold is
+    /// [`StoreError::Corrupted`] (the board only lowers marks it loaded or wrote).
+    fn lower_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
+        let _ = (id, level, round);
+        Err(StoreError::Io)
+    }
 
     /// Save the key in `slot` (new key, or a policy change), durably.
     fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError>;

@@ -20,6 +20,7 @@
 //! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq` | key generated/imported, policy set |
 //! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
 //! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ 0x0000 ‖ MAC | a signature above the stored ceiling |
+//! | `0x04_ii`, `0x05_ii` forget, lower mark `ii` | see [`super::resets`] | an operator's undo, confirmed on the board |
 //!
 //! MACs are keyed by the board key (see `seal`), over the map key, `seq` and the fields, so
 //! neither a flash editor nor a corrupted copy can lower a ceiling or rename a mark.
@@ -48,7 +49,10 @@
 //! 3. Cut while a page is being reclaimed: the source page is erased only after its live items
 //!    are copied; `sequential-storage` finishes or redoes the migration on the next access.
 //! 4. Cut while a mark name is written, before its first ceiling: the name is loaded with no
-//!    position (nothing was signed for it) and its index is never reused for another mark.
+//!    position (nothing was signed for it) and its index is not reused for another mark
+//!    (an index is reused only after a forget record voids everything older under it).
+//! 5. Cut while a forget or lowering is written: one record, so before it is complete the mark
+//!    is as it was, after it the undo holds ([`super::resets`]).
 //!
 //! At boot ([`Store::load`]) a record whose MAC or seal fails is [`StoreError::Corrupted`], and
 //! an image whose newest record is older than the guard's floor is [`StoreError::RolledBack`]:
@@ -64,6 +68,7 @@ use sequential_storage::map::{MapConfig, MapStorage};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::resets::Resets;
 use super::seal::{MAC_LEN, SEAL_OVERHEAD, SealKeys};
 use super::wear::Counted;
 use super::{Record, RollbackGuard, Store, StoreError, StoredKey, WearCounters};
@@ -110,6 +115,8 @@ const TAG_META: u8 = 0;
 const TAG_KEY: u8 = 1;
 const TAG_NAME: u8 = 2;
 const TAG_CEILING: u8 = 3;
+const TAG_FORGET: u8 = 4;
+const TAG_LOWER: u8 = 5;
 
 /// Largest sealed key plaintext (postcard of [`StoredKey`]).
 const KEY_PLAINTEXT: usize = 160;
@@ -320,13 +327,39 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
             )
             .map_err(flash_error)?;
         }
+        // First pass: the undo records, which decide which names and ceilings still count.
+        let mut resets = Resets::new();
         {
             let mut items =
                 block_on(self.map.fetch_all_items(&mut self.buf)).map_err(flash_error)?;
             loop {
                 let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
                 let Some((key, value)) = item else { break };
-                max_seq = max_seq.max(seq_of(value)?);
+                let [tag, index] = key.to_be_bytes();
+                if tag != TAG_FORGET && tag != TAG_LOWER {
+                    continue;
+                }
+                let seq = seq_of(value)?;
+                let fields = verified(&self.seal, key, value)?;
+                if tag == TAG_FORGET {
+                    if fields != [0, 0] {
+                        return Err(StoreError::Corrupted);
+                    }
+                    resets.forget(index, seq)?;
+                } else {
+                    let (level, round) = position_of(fields).ok_or(StoreError::Corrupted)?;
+                    resets.lower(index, seq, level, round)?;
+                }
+            }
+        }
+        {
+            let mut items =
+                block_on(self.map.fetch_all_items(&mut self.buf)).map_err(flash_error)?;
+            loop {
+                let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
+                let Some((key, value)) = item else { break };
+                let seq = seq_of(value)?;
+                max_seq = max_seq.max(seq);
                 let [tag, index] = key.to_be_bytes();
                 // Copy out: `value` borrows `buf`, which the next item reuses.
                 let mut copy = [0u8; BUF];
@@ -348,6 +381,10 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                                 .map_err(|_| StoreError::Corrupted)?,
                         }
                     }
+                    TAG_NAME if resets.voids_name(index, seq) => {}
+                    TAG_CEILING if resets.voids_ceiling(index, seq) => {}
+                    // Checked in the first pass.
+                    TAG_FORGET | TAG_LOWER => {}
                     TAG_NAME => {
                         let fields = verified(&self.seal, key, copy)?;
                         let id = name_of(fields).ok_or(StoreError::Corrupted)?;
@@ -394,6 +431,12 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                 .find(|n| n.index == index)
                 .ok_or(StoreError::Corrupted)?;
             name.ceiling = Some((level, round));
+        }
+        for name in names.iter_mut() {
+            if let Some(lowered) = resets.lowered(name.index) {
+                // Ceilings written after the lowering are above it.
+                name.ceiling = Some(name.ceiling.map_or(lowered, |c| c.max(lowered)));
+            }
         }
         buf.zeroize();
         self.marks = names;
@@ -507,10 +550,11 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
                 if self.marks.is_full() {
                     return Err(StoreError::Full);
                 }
-                let index = match self.marks.iter().map(|m| m.index).max() {
-                    None => 0,
-                    Some(max) => max.checked_add(1).ok_or(StoreError::Full)?,
-                };
+                // The lowest index no mark holds: a forgotten mark's index is reused, since its
+                // forget record voids everything older under it.
+                let index = (0..=u8::MAX)
+                    .find(|i| self.marks.iter().all(|m| m.index != *i))
+                    .ok_or(StoreError::Full)?;
                 self.write_authenticated(map_key(TAG_NAME, index), &name_fields(id))?;
                 self.marks
                     .push(MarkSlot {
@@ -557,6 +601,31 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
         }
         self.write_ceiling(i, target)?;
         Ok(true)
+    }
+
+    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
+        let Some(i) = self.marks.iter().position(|m| m.id == *id) else {
+            return Ok(());
+        };
+        self.write_authenticated(map_key(TAG_FORGET, self.marks[i].index), &[0, 0])?;
+        self.marks.swap_remove(i);
+        Ok(())
+    }
+
+    fn lower_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
+        let i = self
+            .marks
+            .iter()
+            .position(|m| m.id == *id)
+            .ok_or(StoreError::Corrupted)?;
+        let mut fields = [0u8; CEILING_FIELDS];
+        fields[..4].copy_from_slice(&level.to_le_bytes());
+        fields[4..8].copy_from_slice(&round.to_le_bytes());
+        self.write_authenticated(map_key(TAG_LOWER, self.marks[i].index), &fields)?;
+        let slot = &mut self.marks[i];
+        slot.ceiling = Some((level, round));
+        slot.signed = None;
+        Ok(())
     }
 
     fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError> {

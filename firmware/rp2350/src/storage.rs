@@ -65,6 +65,20 @@ impl Store for BoardStore {
         }
     }
 
+    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
+        match self {
+            BoardStore::Flash(s) => s.forget_mark(id),
+            BoardStore::Missing => Err(StoreError::Io),
+        }
+    }
+
+    fn lower_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
+        match self {
+            BoardStore::Flash(s) => s.lower_mark(id, level, round),
+            BoardStore::Missing => Err(StoreError::Io),
+        }
+    }
+
     fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError> {
         match self {
             BoardStore::Flash(s) => s.persist_key(slot, key),

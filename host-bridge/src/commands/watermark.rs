@@ -1,4 +1,6 @@
-//! `pawl watermark show`.
+//! `pawl watermark show`, `forget`, `lower`.
+
+mod undo;
 
 use clap::Subcommand;
 use pawl_core::protocol::{Request, Response, WatermarkEntry};
@@ -16,6 +18,12 @@ pub enum WatermarkCommand {
     Import(crate::migrate::cli::ImportArgs),
     /// Write the board's high watermarks as octez-signer's or Signatory's files.
     Export(crate::migrate::cli::ExportArgs),
+    /// Forget a key's marks on the chains its policy no longer allows, freeing their room
+    /// (provisioning mode; press the board's button).
+    Forget(undo::ForgetArgs),
+    /// Lower one mark that was pushed too far, e.g. by a compromised host (provisioning mode;
+    /// press the board's button). The key must never have signed above the new position.
+    Lower(undo::LowerArgs),
 }
 
 /// Run `pawl watermark …`.
@@ -24,6 +32,8 @@ pub fn run(ctx: &Context, cmd: WatermarkCommand) -> anyhow::Result<()> {
         WatermarkCommand::Show => show(ctx),
         WatermarkCommand::Import(args) => crate::migrate::cli::import(ctx, args),
         WatermarkCommand::Export(args) => crate::migrate::cli::export(ctx, args),
+        WatermarkCommand::Forget(args) => undo::forget(ctx, args),
+        WatermarkCommand::Lower(args) => undo::lower(ctx, args),
     }
 }
 

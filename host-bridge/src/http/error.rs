@@ -96,6 +96,9 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::Hsm(_) => (StatusCode::BAD_GATEWAY, "hsm_error"),
         // The key's operator did not allow proofs in operational mode.
         Refusal::PossessionNotAllowed => (StatusCode::FORBIDDEN, "not_allowed"),
+        // An operator's undo of a mark that is not there, or not above the target.
+        Refusal::NoSuchMark { .. } => (StatusCode::NOT_FOUND, "no_such_mark"),
+        Refusal::NotBelowMark { .. } => (StatusCode::CONFLICT, "refused_watermark"),
     }
 }
 

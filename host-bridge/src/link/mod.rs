@@ -282,7 +282,9 @@ fn reasking_is_safe(request: &Request<'_>) -> bool {
         | Request::RegisterHsmKey { .. }
         | Request::ImportHsmKey { .. }
         | Request::GenerateHsmKey { .. }
-        | Request::AllowPossession { .. } => false,
+        | Request::AllowPossession { .. }
+        | Request::ForgetWatermarks { .. }
+        | Request::LowerWatermark { .. } => false,
     }
 }
 

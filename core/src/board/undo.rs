@@ -1,0 +1,109 @@
+//! Undoing marks without erasing keys: forget the marks of chains a key no longer allows, and
+//! lower a mark that was pushed too far.
+//!
+//! The host may raise a mark (`ImportWatermark`) but never lower one: that is what stops a
+//! double signature. Two findings of issue 13 show why an operator still needs a way back:
+//! a compromised host fills a key's share of the table with invented chains
+//! ([`super::room`]), or burns a key with one request at level 2³¹−1, after which every real
+//! request is below the mark. Before this module only an erase, which destroys on-board keys,
+//! undid either.
+//!
+//! Rules, for both `ForgetWatermarks` and `LowerWatermark`:
+//!
+//! * **Provisioning mode only** ([`Refusal::ProvisioningOnly`]): a physical act at power-up.
+//! * **A press of the board's button** ([`Presence::confirm`], as for confirm-on-device;
+//!   [`Refusal::NotConfirmed`] otherwise, nothing written). The host alone can never lower or
+//!   drop a mark, even in provisioning mode. Forgetting needs the press too: a host could
+//!   otherwise pin a key away from a chain, forget its marks and allow the chain again — a
+//!   lowering by another name.
+//! * **Checked first, then durable, then in RAM**: a refusal changes nothing; the store writes
+//!   each undo as one record, so a power cut leaves the mark either as it was or undone
+//!   (`crate::store::resets`). Pending work is forgotten, as by every state change.
+//!
+//! `ForgetWatermarks { pkh }` drops every mark of `pkh` on a chain its policy refuses — only
+//! those: a chain the key may still sign on keeps its mark. Pin the key with `SetPolicy`
+//! first. Several marks are several records: a store failure part-way leaves the ones done
+//! forgotten (in flash and RAM alike) and the rest in place; asking again finishes.
+//!
+//! `LowerWatermark { chain, pkh, kind, level, round }` sets one existing mark to exactly that
+//! bare position, strictly below where it is. The operator vouches that the key never signed
+//! above it — the board cannot know; the button is that promise.
+
+use super::{Board, Entropy, Presence};
+use crate::keys::PublicKeyHash;
+use crate::protocol::{Refusal, Response};
+use crate::request::{ChainId, RequestKind};
+use crate::store::Store;
+use crate::watermark::{MarkId, MarkKind};
+
+/// The request kind a mark kind is confirmed as (what the board's button shows).
+const fn request_kind(kind: MarkKind) -> RequestKind {
+    match kind {
+        MarkKind::Block => RequestKind::Block,
+        MarkKind::Preattestation => RequestKind::Preattestation,
+        MarkKind::Attestation => RequestKind::Attestation,
+    }
+}
+
+impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
+    /// `ForgetWatermarks` (provisioning, button): forget `pkh`'s marks on chains its policy
+    /// refuses.
+    pub(super) fn forget_watermarks(&mut self, pkh: &PublicKeyHash) -> Result<Response, Refusal> {
+        self.provisioning()?;
+        self.healthy()?;
+        let index = self.index(pkh)?;
+        let policy = &self.keys[index].policy;
+        let mut doomed: heapless::Vec<MarkId, { super::MAX_MARKS }> = heapless::Vec::new();
+        for (id, _) in self.marks.iter() {
+            if id.key == *pkh && !policy.chains.is_empty() && !policy.chains.contains(&id.chain) {
+                // Cannot overflow: at most the table's size.
+                let _ = doomed.push(*id);
+            }
+        }
+        let Some(first) = doomed.first() else {
+            return Ok(Response::Done);
+        };
+        if !self.presence.confirm(pkh, request_kind(first.kind)) {
+            return Err(Refusal::NotConfirmed);
+        }
+        for id in &doomed {
+            self.store.forget_mark(id)?;
+            self.marks.forget(id);
+            self.forget_pending();
+        }
+        Ok(Response::Done)
+    }
+
+    /// `LowerWatermark` (provisioning, button): set one mark to exactly (`level`, `round`),
+    /// below where it is.
+    pub(super) fn lower_watermark(
+        &mut self,
+        id: &MarkId,
+        level: u32,
+        round: u32,
+    ) -> Result<Response, Refusal> {
+        self.provisioning()?;
+        self.healthy()?;
+        self.index(&id.key)?;
+        let chain: ChainId = id.chain;
+        let mark = self.marks.get(id).ok_or(Refusal::NoSuchMark {
+            kind: id.kind,
+            chain,
+        })?;
+        if (level, round) >= (mark.level, mark.round) {
+            return Err(Refusal::NotBelowMark {
+                kind: id.kind,
+                mark_level: mark.level,
+                mark_round: mark.round,
+            });
+        }
+        if !self.presence.confirm(&id.key, request_kind(id.kind)) {
+            return Err(Refusal::NotConfirmed);
+        }
+        self.store.lower_mark(id, level, round)?;
+        // Checked above: a mark exists and the position is below it.
+        let _ = self.marks.lower(id, level, round);
+        self.forget_pending();
+        Ok(Response::Done)
+    }
+}

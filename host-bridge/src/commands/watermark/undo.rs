@@ -1,0 +1,120 @@
+//! `pawl watermark forget` and `pawl watermark lower`: an operator undoing marks without
+//! erasing keys (provisioning mode, and a press of the board's button; the board's rules are
+//! in `core/src/board/undo.rs`).
+
+use clap::Args;
+use pawl_core::keys::PublicKeyHash;
+use pawl_core::protocol::{Request, Response};
+use pawl_core::request::ChainId;
+use pawl_core::watermark::MarkKind;
+use serde_json::json;
+
+use crate::commands::{Context, ask, print_json};
+use crate::link::Link;
+
+/// `pawl watermark forget`.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The key (tz1…/tz2…/tz3…/tz4…) whose marks on chains its policy no longer allows are
+    /// forgotten. Pin the key to its chains first (its policy).
+    pub pkh: String,
+}
+
+/// `pawl watermark lower`.
+#[derive(Debug, Args)]
+pub struct LowerArgs {
+    /// Chain id (Net…).
+    #[arg(long)]
+    pub chain: String,
+    /// The key.
+    #[arg(long)]
+    pub pkh: String,
+    /// block, preattestation or attestation.
+    #[arg(long)]
+    pub kind: String,
+    /// The level the mark is set to. The key must never have signed above it.
+    #[arg(long)]
+    pub level: u32,
+    /// The round the mark is set to.
+    #[arg(long, default_value_t = 0)]
+    pub round: u32,
+}
+
+fn pkh(text: &str) -> anyhow::Result<PublicKeyHash> {
+    PublicKeyHash::from_b58(text.trim())
+        .map_err(|e| anyhow::anyhow!("`{text}` is not a key hash: {e:?}"))
+}
+
+/// A link whose timeouts leave the operator time to press the button.
+fn open_link_for_button(ctx: &Context) -> anyhow::Result<Link> {
+    let chosen = crate::device::for_command(&ctx.home, ctx.device.as_deref(), ctx.config.baud)?;
+    if chosen.is_virtual {
+        eprintln!("{}", crate::device::VIRTUAL_WARNING);
+    }
+    let mut settings = crate::device::command_settings();
+    settings.response_timeout = settings.confirm_timeout;
+    settings.request_timeout += settings.confirm_timeout;
+    Ok(Link::start(chosen.connector, settings))
+}
+
+fn done(ctx: &Context, answer: Response, what: &str) -> anyhow::Result<()> {
+    match answer {
+        Response::Done => {
+            if ctx.json {
+                print_json(&json!({ "done": what }));
+            } else {
+                println!("{what}");
+            }
+            Ok(())
+        }
+        other => anyhow::bail!("unexpected answer from the board: {other:?}"),
+    }
+}
+
+/// Run `pawl watermark forget`.
+pub fn forget(ctx: &Context, args: ForgetArgs) -> anyhow::Result<()> {
+    let pkh = pkh(&args.pkh)?;
+    let link = open_link_for_button(ctx)?;
+    eprintln!("press the board's button to confirm (provisioning mode)");
+    let answer = ask(&link, &Request::ForgetWatermarks { pkh })?;
+    done(
+        ctx,
+        answer,
+        &format!("forgot the marks of {pkh} on chains its policy does not allow"),
+    )
+}
+
+/// Run `pawl watermark lower`.
+pub fn lower(ctx: &Context, args: LowerArgs) -> anyhow::Result<()> {
+    let chain = ChainId::from_b58(args.chain.trim())
+        .map_err(|e| anyhow::anyhow!("--chain: `{}` is not a chain id: {e}", args.chain))?;
+    let pkh = pkh(&args.pkh)?;
+    let kind = MarkKind::from_name(args.kind.trim()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--kind: `{}` is not block, preattestation or attestation",
+            args.kind
+        )
+    })?;
+    let link = open_link_for_button(ctx)?;
+    eprintln!("press the board's button to confirm (provisioning mode)");
+    let answer = ask(
+        &link,
+        &Request::LowerWatermark {
+            chain,
+            pkh,
+            kind,
+            level: args.level,
+            round: args.round,
+        },
+    )?;
+    done(
+        ctx,
+        answer,
+        &format!(
+            "{kind} watermark of {pkh} on {} lowered to ({}, {})",
+            chain.to_b58().as_str(),
+            args.level,
+            args.round
+        ),
+    )
+}
