@@ -183,7 +183,7 @@ fn report_import(
     for p in planned {
         let m = &p.file.mark;
         let (chain, pkh) = names(m);
-        let board = p.board.map_or("no mark".to_string(), |b| show_position(b));
+        let board = p.board.map_or("no mark".to_string(), show_position);
         let what = match p.action {
             Action::Raise => format!("{board} → {}", show_position(position(m))),
             Action::Kept => format!(
