@@ -1,21 +1,19 @@
 //! Helpers of the hostile-host fuzzer (`core/tests/hostile.rs`): a seeded PRNG, payloads built
 //! from the byte layouts of `docs/protocol.md` §3, frame building and mutation, the simulated
-//! key service of host-held keys, Octez's fixed-offset reading of a consensus payload, and the
-//! run's counters.
+//! key service of host-held keys, the mock HSM, and Octez's fixed-offset reading of a
+//! consensus payload.
 #![allow(
     dead_code,
     clippy::cast_possible_truncation,
     clippy::std_instead_of_core
 )]
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::ecdsa::EcdsaSig;
 use openssl::nid::Nid;
 use pawl_core::keys::{Curve, PublicKey, Signature};
-use pawl_core::protocol::{Envelope, MAX_BODY, MAX_FRAME, Refusal, Request, Response};
+use pawl_core::protocol::{Envelope, MAX_BODY, MAX_FRAME, Request};
 use serde::Serialize;
 
 /// splitmix64: small, seedable, good enough to drive a fuzzer.
@@ -413,95 +411,6 @@ fn flip_s(sig: &[u8; 64]) -> [u8; 64] {
     let mut out = *sig;
     out[32..].copy_from_slice(&high.to_vec_padded(32).expect("pad"));
     out
-}
-
-/// The first word of a `Debug` rendering: a variant's name.
-pub fn head(debug: &str) -> &str {
-    let end = debug.find([' ', '(', ')', '{']).unwrap_or(debug.len());
-    &debug[..end]
-}
-
-/// A refusal's reason, two levels deep (`Watermark(NotAbove)`).
-pub fn reason(r: &Refusal) -> String {
-    let debug = format!("{r:?}");
-    let outer = head(&debug).to_string();
-    match debug
-        .get(outer.len()..)
-        .and_then(|rest| rest.strip_prefix('('))
-    {
-        Some(inner) => format!("{outer}({})", head(inner)),
-        None => outer,
-    }
-}
-
-/// A response's name, refusals with their reason.
-pub fn response_name(r: &Response) -> String {
-    match r {
-        Response::Refused(refusal) => format!("Refused:{}", reason(refusal)),
-        other => head(&format!("{other:?}")).to_string(),
-    }
-}
-
-/// What a run did, printed at the end.
-#[derive(Default)]
-pub struct Stats {
-    pub steps: u64,
-    pub frames: BTreeMap<&'static str, u64>,
-    pub requests: BTreeMap<String, u64>,
-    pub refusals: BTreeMap<String, u64>,
-    pub released: BTreeMap<&'static str, u64>,
-    pub paths: BTreeSet<(String, String)>,
-    pub reboots: u64,
-    pub mode_switches: u64,
-    pub cuts_armed: u64,
-    pub cuts_fired: u64,
-    pub erases: u64,
-    pub idle_writes: u64,
-    pub suspicious: BTreeMap<String, (u64, String)>,
-}
-
-impl Stats {
-    pub fn frame(&mut self, category: &'static str) {
-        *self.frames.entry(category).or_default() += 1;
-    }
-    pub fn release(&mut self, what: &'static str) {
-        *self.released.entry(what).or_default() += 1;
-    }
-    /// Something that breaks no invariant but deserves a look: counted, first example kept.
-    pub fn suspicious(&mut self, what: &str, example: String) {
-        self.suspicious
-            .entry(what.to_string())
-            .or_insert((0, example))
-            .0 += 1;
-    }
-
-    pub fn print(&self, seed: u64, ahead: u32, secs: f64) {
-        let rate = self.steps as f64 / secs.max(1e-9);
-        println!(
-            "hostile: seed {seed:#x} (ceiling_ahead N = {ahead} last, new after each erase): {} steps in {secs:.1} s ({rate:.0} steps/s)",
-            self.steps
-        );
-        println!("  frames by category: {:?}", self.frames);
-        println!("  released: {:?}", self.released);
-        println!(
-            "  reboots {} (mode switches {}), power cuts armed {} / fired {}, erases {}, idle writes {}",
-            self.reboots,
-            self.mode_switches,
-            self.cuts_armed,
-            self.cuts_fired,
-            self.erases,
-            self.idle_writes
-        );
-        println!("  requests decoded by the board: {:?}", self.requests);
-        println!("  refusals by reason:");
-        for (r, n) in &self.refusals {
-            println!("    {n:>9}  {r}");
-        }
-        println!("  distinct (request, answer) pairs: {}", self.paths.len());
-        for (what, (n, example)) in &self.suspicious {
-            println!("  suspicious (not an invariant): {what}: {n}×, first: {example}");
-        }
-    }
 }
 
 /// A mock YubiHSM2 with the fuzzer's three keys put in from fixed secrets (so a mock that

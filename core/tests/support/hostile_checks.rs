@@ -1,8 +1,9 @@
 //! The invariants of `core/tests/hostile.rs`, checked on every answer and after every step:
 //! what was released or approved where (1), marks never lower (2), nothing changes but by
-//! signing or provisioning (3), every signature verifies under a second library (5).
+//! signing or provisioning (3), every signature verifies under a second library (5); and the
+//! run's counters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use pawl_core::digest::blake2b_256;
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, Signature};
@@ -11,7 +12,7 @@ use pawl_core::request::ChainId;
 use pawl_core::watermark::MarkId;
 
 use crate::driver::{Harness, Pos, Release, Sent, kind_of_magic};
-use crate::fuzz::{octez_position, reason, response_name};
+use crate::fuzz::octez_position;
 use crate::support::{verify_independently, verify_pop_independently};
 
 impl Harness {
@@ -328,5 +329,94 @@ impl Harness {
             }
         }
         self.marks = marks;
+    }
+}
+
+/// The first word of a `Debug` rendering: a variant's name.
+pub fn head(debug: &str) -> &str {
+    let end = debug.find([' ', '(', ')', '{']).unwrap_or(debug.len());
+    &debug[..end]
+}
+
+/// A refusal's reason, two levels deep (`Watermark(NotAbove)`).
+pub fn reason(r: &Refusal) -> String {
+    let debug = format!("{r:?}");
+    let outer = head(&debug).to_string();
+    match debug
+        .get(outer.len()..)
+        .and_then(|rest| rest.strip_prefix('('))
+    {
+        Some(inner) => format!("{outer}({})", head(inner)),
+        None => outer,
+    }
+}
+
+/// A response's name, refusals with their reason.
+pub fn response_name(r: &Response) -> String {
+    match r {
+        Response::Refused(refusal) => format!("Refused:{}", reason(refusal)),
+        other => head(&format!("{other:?}")).to_string(),
+    }
+}
+
+/// What a run did, printed at the end.
+#[derive(Default)]
+pub struct Stats {
+    pub steps: u64,
+    pub frames: BTreeMap<&'static str, u64>,
+    pub requests: BTreeMap<String, u64>,
+    pub refusals: BTreeMap<String, u64>,
+    pub released: BTreeMap<&'static str, u64>,
+    pub paths: BTreeSet<(String, String)>,
+    pub reboots: u64,
+    pub mode_switches: u64,
+    pub cuts_armed: u64,
+    pub cuts_fired: u64,
+    pub erases: u64,
+    pub idle_writes: u64,
+    pub suspicious: BTreeMap<String, (u64, String)>,
+}
+
+impl Stats {
+    pub fn frame(&mut self, category: &'static str) {
+        *self.frames.entry(category).or_default() += 1;
+    }
+    pub fn release(&mut self, what: &'static str) {
+        *self.released.entry(what).or_default() += 1;
+    }
+    /// Something that breaks no invariant but deserves a look: counted, first example kept.
+    pub fn suspicious(&mut self, what: &str, example: String) {
+        self.suspicious
+            .entry(what.to_string())
+            .or_insert((0, example))
+            .0 += 1;
+    }
+
+    pub fn print(&self, seed: u64, ahead: u32, secs: f64) {
+        let rate = self.steps as f64 / secs.max(1e-9);
+        println!(
+            "hostile: seed {seed:#x} (ceiling_ahead N = {ahead} last, new after each erase): {} steps in {secs:.1} s ({rate:.0} steps/s)",
+            self.steps
+        );
+        println!("  frames by category: {:?}", self.frames);
+        println!("  released: {:?}", self.released);
+        println!(
+            "  reboots {} (mode switches {}), power cuts armed {} / fired {}, erases {}, idle writes {}",
+            self.reboots,
+            self.mode_switches,
+            self.cuts_armed,
+            self.cuts_fired,
+            self.erases,
+            self.idle_writes
+        );
+        println!("  requests decoded by the board: {:?}", self.requests);
+        println!("  refusals by reason:");
+        for (r, n) in &self.refusals {
+            println!("    {n:>9}  {r}");
+        }
+        println!("  distinct (request, answer) pairs: {}", self.paths.len());
+        for (what, (n, example)) in &self.suspicious {
+            println!("  suspicious (not an invariant): {what}: {n}×, first: {example}");
+        }
     }
 }

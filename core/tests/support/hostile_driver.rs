@@ -1,6 +1,7 @@
 //! The hostile host of `core/tests/hostile.rs`: one board on the simulated NOR flash, driven
 //! frame by frame, with reboots, power cuts and mode switches, and the invariants checked after
-//! every step (see the test's module documentation). Generation is in `hostile_gen.rs`.
+//! every step (see the test's module documentation). What is sent is in `hostile_steps.rs`, the
+//! checks in `hostile_checks.rs`, the helpers in `hostile.rs`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,7 +17,8 @@ use pawl_core::sim::flash::PAGE;
 use pawl_core::store::{BoardKey, NorStore, NorStoreConfig};
 use pawl_core::watermark::{MarkId, MarkKind};
 
-use crate::fuzz::{Rng, ServiceKey, Stats, head};
+use crate::checks::{Stats, head};
+use crate::fuzz::{Rng, ServiceKey};
 use crate::support::board::{INFO, TestEntropy};
 use crate::support::hsm::{Hsm, SIGNER_AUTH_ID, SIGNER_PASSWORD, derive};
 
@@ -349,7 +351,7 @@ impl Harness {
             }
         } else if self.relay.is_some() && roll < 750 {
             self.relay_step();
-        } else if self.approval.is_some() && roll < 120 {
+        } else if self.approval.is_some() && roll < 60 {
             self.host_signature_step();
         } else if roll < 12 {
             let switch = self.rng.pct(30);

@@ -118,20 +118,22 @@ impl Harness {
         const MAX: u32 = i32::MAX as u32;
         // After a restart a mark is a ceiling (level + N, u32::MAX): go on from its level.
         let r = if r > MAX && self.rng.pct(90) { 0 } else { r };
-        match self.rng.below(100) {
-            0..30 => (l.saturating_add(1), 0),
-            30..45 => (l, r.saturating_add(1)),
-            45..55 => (l, r),
-            55..65 => (l.saturating_sub(1 + self.rng.below(4) as u32), 0),
-            65..75 => (
+        // Huge levels are rare: a mark at 2^31 - 1 is burned for good (a known limit), and a
+        // run whose marks are all burned signs nothing more.
+        match self.rng.below(1000) {
+            0..300 => (l.saturating_add(1), 0),
+            300..450 => (l, r.saturating_add(1)),
+            450..550 => (l, r),
+            550..650 => (l.saturating_sub(1 + self.rng.below(4) as u32), 0),
+            650..780 => (
                 l.saturating_add(2 + self.rng.below(100) as u32),
                 self.rng.below(3) as u32,
             ),
-            75..80 => (MAX - self.rng.below(3) as u32, self.rng.below(2) as u32),
-            80..83 => (self.rng.next() as u32, self.rng.next() as u32),
-            83..88 => (l, MAX - self.rng.below(2) as u32),
-            88..93 => (l.saturating_add(self.ahead + self.rng.below(3) as u32), 0),
-            _ => (l.saturating_add(1), self.rng.bits(32) as u32),
+            780..784 => (MAX - self.rng.below(3) as u32, self.rng.below(2) as u32),
+            784..790 => (self.rng.next() as u32, self.rng.next() as u32),
+            790..820 => (l, MAX - self.rng.below(2) as u32),
+            820..900 => (l.saturating_add(self.ahead + self.rng.below(3) as u32), 0),
+            _ => (l.saturating_add(1), self.rng.bits(31) as u32),
         }
     }
 
