@@ -442,10 +442,15 @@ fn stored_key_records_from_before_host_keys_still_load() {
         host_public: Some(key.public()),
         hsm: None,
         pop_operational: Some(false),
+        jump_limit: None,
     };
     let bytes = postcard::to_slice(&host, &mut buf)
         .expect("encode")
         .to_vec();
+    assert_eq!(StoredKey::decode(&bytes).expect("decode"), host);
+    // Without its last byte (the `None` of the jump limit), a record from before the jump
+    // guard: the same key.
+    let bytes = bytes[..bytes.len() - 1].to_vec();
     assert_eq!(StoredKey::decode(&bytes).expect("decode"), host);
     // Without the last two bytes (the `Some(false)` of the proof-of-possession permission)
     // this is a record as YubiHSM2 support wrote it; without a third (the `hsm: None`), one as

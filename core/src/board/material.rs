@@ -55,8 +55,13 @@ impl Material {
 
     /// What the store keeps: the sealed secret, the public key of a host-held key, or a
     /// YubiHSM2 key's public key and place with the authentication key sealed as its secret;
-    /// with the policy and the proof-of-possession permission.
-    pub(super) fn stored(&self, policy: &Policy, pop_operational: bool) -> StoredKey {
+    /// with the policy, the proof-of-possession permission and the jump limit.
+    pub(super) fn stored(
+        &self,
+        policy: &Policy,
+        pop_operational: bool,
+        jump_limit: Option<u32>,
+    ) -> StoredKey {
         let mut stored = match self {
             Material::OnBoard(pair) => StoredKey {
                 curve: pair.curve(),
@@ -65,6 +70,7 @@ impl Material {
                 host_public: None,
                 hsm: None,
                 pop_operational: None,
+                jump_limit: None,
             },
             Material::HostHeld { public, .. } => StoredKey {
                 curve: public.curve(),
@@ -73,6 +79,7 @@ impl Material {
                 host_public: Some(*public),
                 hsm: None,
                 pop_operational: None,
+                jump_limit: None,
             },
             Material::YubiHsm {
                 public,
@@ -89,9 +96,11 @@ impl Material {
                     key_id: *key_id,
                 }),
                 pop_operational: None,
+                jump_limit: None,
             },
         };
         stored.pop_operational = Some(pop_operational);
+        stored.jump_limit = jump_limit;
         stored
     }
 
@@ -115,6 +124,8 @@ pub(super) struct KeySlot {
     pub(super) policy: Policy,
     /// May prove possession in operational mode (tz4 on the board; `super::possession`).
     pub(super) pop_operational: bool,
+    /// The jump guard's limit as set for this key; `None` is the default (`super::jump`).
+    pub(super) jump_limit: Option<u32>,
 }
 
 impl KeySlot {

@@ -10,7 +10,8 @@
 //!    signature version for BLS;
 //! 4. watermark check ([`crate::watermark`]): an identical retry returns the recorded
 //!    signature here;
-//! 5. confirm-on-device, when the policy asks for it;
+//! 5. confirm-on-device, when the policy asks for it, or when the request jumps far above
+//!    the key's mark ([`jump`]);
 //! 6. **make the mark durable** ([`Store::persist_mark`]);
 //! 7. sign; record the signature in RAM; release it.
 //!
@@ -26,6 +27,7 @@
 //! erasing keys, in [`undo`].
 
 mod host_held;
+mod jump;
 mod material;
 mod pending;
 mod possession;
@@ -33,6 +35,7 @@ mod room;
 mod undo;
 mod yubihsm;
 
+pub use jump::DEFAULT_JUMP_LIMIT;
 pub use room::{ANY_CHAIN_QUOTA, KEY_MINIMUM, quota};
 
 use material::{KeySlot, Material};
@@ -163,6 +166,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     material,
                     policy: key.policy.clone(),
                     pop_operational: key.pop_operational.unwrap_or(false),
+                    jump_limit: key.jump_limit,
                 })
                 .map_err(|_| StoreError::Corrupted)
             }
@@ -273,7 +277,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     capacity: capacity_u16(MAX_KEYS),
                 })?;
                 let slot = &self.keys[index];
-                let stored = slot.material.stored(&policy, slot.pop_operational);
+                let stored = slot
+                    .material
+                    .stored(&policy, slot.pop_operational, slot.jump_limit);
                 self.store.persist_key(slot_no, &stored)?;
                 self.keys[index].policy = policy;
                 // Nothing approved or started under the old policy is released under the new.
@@ -342,6 +348,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 self.allow_possession(&pkh, operational)
             }
             Request::ForgetWatermarks { pkh } => self.forget_watermarks(&pkh),
+            Request::SetJumpLimit { pkh, levels } => self.set_jump_limit(&pkh, levels),
             Request::LowerWatermark {
                 chain,
                 pkh,
@@ -399,12 +406,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         }
         let slot_no = u8::try_from(self.keys.len()).map_err(|_| full)?;
         // A new key may prove possession in operational mode only once allowed to.
-        let stored = material.stored(&policy, false);
+        let stored = material.stored(&policy, false, None);
         self.store.persist_key(slot_no, &stored)?;
         let slot = KeySlot {
             material,
             policy,
             pop_operational: false,
+            jump_limit: None,
         };
         let info = slot.info();
         self.keys.push(slot).map_err(|_| full)?;
@@ -437,6 +445,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             version.check_bls()?;
         }
 
+        let mut jump = None;
         let mark = match (parsed.consensus, MarkKind::of(parsed.kind)) {
             (Some(c), Some(kind)) => {
                 let id = MarkId {
@@ -459,13 +468,15 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 {
                     return Ok(Response::Signature(signature));
                 }
+                jump = jump::too_far(slot.jump_limit, self.marks.get(&id), kind, c.level);
                 Some((id, c.level, c.round, hash))
             }
             _ => None,
         };
 
-        if slot.policy.needs_confirmation(parsed.kind) && !self.presence.confirm(pkh, parsed.kind) {
-            return Err(Refusal::NotConfirmed);
+        let press = slot.policy.needs_confirmation(parsed.kind) || jump.is_some();
+        if press && !self.presence.confirm(pkh, parsed.kind) {
+            return Err(jump.unwrap_or(Refusal::NotConfirmed));
         }
 
         if let Some((id, level, round, _)) = &mark {

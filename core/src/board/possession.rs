@@ -63,7 +63,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
             capacity: capacity_u16(MAX_KEYS),
         })?;
-        let stored = slot.material.stored(&slot.policy, operational);
+        let stored = slot
+            .material
+            .stored(&slot.policy, operational, slot.jump_limit);
         self.store.persist_key(slot_no, &stored)?;
         self.keys[index].pop_operational = operational;
         self.forget_pending();

@@ -303,6 +303,16 @@ pub enum Request<'a> {
         /// Round.
         round: u32,
     },
+    /// Provisioning: the jump guard of key `pkh` — a consensus request more than `levels`
+    /// above the key's mark for its (chain, kind) needs a press of the board's button
+    /// ([`Refusal::TooFarAhead`] without one). `None`: the default (1,000,000 levels). Stored
+    /// with the key. [`Response::Done`].
+    SetJumpLimit {
+        /// Which key.
+        pkh: PublicKeyHash,
+        /// The limit in levels, or `None` for the default.
+        levels: Option<u32>,
+    },
 }
 
 /// One key as the board lists it.
@@ -492,6 +502,18 @@ pub enum Refusal {
         /// Its round.
         mark_round: u32,
     },
+    /// The request is more levels above the key's mark than its jump limit, and the board's
+    /// button was not pressed ([`Request::SetJumpLimit`]).
+    TooFarAhead {
+        /// Which mark.
+        kind: MarkKind,
+        /// Requested level.
+        level: u32,
+        /// Marked level.
+        mark_level: u32,
+        /// The key's jump limit, in levels.
+        limit: u32,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -537,6 +559,15 @@ impl fmt::Display for Refusal {
             } => write!(
                 f,
                 "lowering must go below the {kind} watermark ({mark_level},{mark_round}); raising is an import"
+            ),
+            Refusal::TooFarAhead {
+                kind,
+                level,
+                mark_level,
+                limit,
+            } => write!(
+                f,
+                "{kind} level {level} is more than {limit} levels (the key's jump limit) above high watermark {mark_level}: not confirmed on the device"
             ),
         }
     }

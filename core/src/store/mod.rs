@@ -57,8 +57,8 @@ impl core::error::Error for StoreError {}
 /// A key as stored (the store seals it; the core hands it over in the clear).
 ///
 /// Encoded with postcard in field order. `host_public` was appended for host-held keys,
-/// `hsm` after it for YubiHSM2 keys and `pop_operational` after that for the
-/// proof-of-possession permission; a record written before any of them existed ends early and
+/// `hsm` after it for YubiHSM2 keys, `pop_operational` after that for the
+/// proof-of-possession permission and `jump_limit` last for the jump guard; a record written before any of them existed ends early and
 /// decodes with them `None` ([`StoredKey::decode`]). New fields are only ever appended, as
 /// `Option`s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +78,10 @@ pub struct StoredKey {
     /// Whether the key may prove possession (BLS) in operational mode; `None` (a record from
     /// before the permission existed) is "no".
     pub pop_operational: Option<bool>,
+    /// Jump guard: a consensus request more than this many levels above the key's mark needs
+    /// a press of the board's button; `None` (also a record from before the guard existed) is
+    /// the default, `crate::board::DEFAULT_JUMP_LIMIT`.
+    pub jump_limit: Option<u32>,
 }
 
 /// A YubiHSM2 key's place: the authentication key the board opens sessions with, and the
@@ -91,8 +95,8 @@ pub struct HsmLink {
 }
 
 impl StoredKey {
-    /// Decode postcard bytes, accepting records written before `host_public`, `hsm` or
-    /// `pop_operational` existed.
+    /// Decode postcard bytes, accepting records written before `host_public`, `hsm`,
+    /// `pop_operational` or `jump_limit` existed.
     pub fn decode(bytes: &[u8]) -> Result<StoredKey, StoreError> {
         let ((curve, secret, policy), rest) =
             postcard::take_from_bytes::<(Curve, SecretBytes, Policy)>(bytes)
@@ -100,6 +104,7 @@ impl StoredKey {
         let (host_public, rest) = optional::<PublicKey>(rest)?;
         let (hsm, rest) = optional::<HsmLink>(rest)?;
         let (pop_operational, rest) = optional::<bool>(rest)?;
+        let (jump_limit, rest) = optional::<u32>(rest)?;
         if !rest.is_empty() {
             return Err(StoreError::Corrupted);
         }
@@ -110,6 +115,7 @@ impl StoredKey {
             host_public,
             hsm,
             pop_operational,
+            jump_limit,
         })
     }
 }

@@ -99,6 +99,8 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
         // An operator's undo of a mark that is not there, or not above the target.
         Refusal::NoSuchMark { .. } => (StatusCode::NOT_FOUND, "no_such_mark"),
         Refusal::NotBelowMark { .. } => (StatusCode::CONFLICT, "refused_watermark"),
+        // A jump far above the mark, not confirmed on the board.
+        Refusal::TooFarAhead { .. } => (StatusCode::FORBIDDEN, "not_confirmed"),
     }
 }
 

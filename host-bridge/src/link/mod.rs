@@ -284,7 +284,8 @@ fn reasking_is_safe(request: &Request<'_>) -> bool {
         | Request::GenerateHsmKey { .. }
         | Request::AllowPossession { .. }
         | Request::ForgetWatermarks { .. }
-        | Request::LowerWatermark { .. } => false,
+        | Request::LowerWatermark { .. }
+        | Request::SetJumpLimit { .. } => false,
     }
 }
 
