@@ -24,6 +24,9 @@ pub enum WatermarkCommand {
     /// Lower one mark that was pushed too far, e.g. by a compromised host (provisioning mode;
     /// press the board's button). The key must never have signed above the new position.
     Lower(undo::LowerArgs),
+    /// How far above its mark a key signs without a press of the board's button (the jump
+    /// guard; provisioning mode).
+    JumpLimit(undo::JumpLimitArgs),
 }
 
 /// Run `pawl watermark …`.
@@ -34,6 +37,7 @@ pub fn run(ctx: &Context, cmd: WatermarkCommand) -> anyhow::Result<()> {
         WatermarkCommand::Export(args) => crate::migrate::cli::export(ctx, args),
         WatermarkCommand::Forget(args) => undo::forget(ctx, args),
         WatermarkCommand::Lower(args) => undo::lower(ctx, args),
+        WatermarkCommand::JumpLimit(args) => undo::jump_limit(ctx, args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `pawl watermark forget` and `pawl watermark lower`: an operator undoing marks without
 //! erasing keys (provisioning mode, and a press of the board's button; the board's rules are
-//! in `core/src/board/undo.rs`).
+//! in `core/src/board/undo.rs`). And `pawl watermark jump-limit`, the guard that makes such a
+//! burn need the button in the first place (`core/src/board/jump.rs`).
 
 use clap::Args;
 use pawl_core::keys::PublicKeyHash;
@@ -38,6 +39,19 @@ pub struct LowerArgs {
     /// The round the mark is set to.
     #[arg(long, default_value_t = 0)]
     pub round: u32,
+}
+
+/// `pawl watermark jump-limit`.
+#[derive(Debug, Args)]
+pub struct JumpLimitArgs {
+    /// The key.
+    pub pkh: String,
+    /// Levels above its mark a request may be without a press of the button.
+    #[arg(long, conflicts_with = "default", required_unless_present = "default")]
+    pub levels: Option<u32>,
+    /// Back to the board's default (1,000,000 levels).
+    #[arg(long)]
+    pub default: bool,
 }
 
 fn pkh(text: &str) -> anyhow::Result<PublicKeyHash> {
@@ -117,4 +131,17 @@ pub fn lower(ctx: &Context, args: LowerArgs) -> anyhow::Result<()> {
             args.round
         ),
     )
+}
+
+/// Run `pawl watermark jump-limit`.
+pub fn jump_limit(ctx: &Context, args: JumpLimitArgs) -> anyhow::Result<()> {
+    let pkh = pkh(&args.pkh)?;
+    let levels = if args.default { None } else { args.levels };
+    let link = ctx.open_link()?;
+    let answer = ask(&link, &Request::SetJumpLimit { pkh, levels })?;
+    let what = match levels {
+        Some(n) => format!("{pkh}: a request more than {n} levels above its mark needs the button"),
+        None => format!("{pkh}: jump limit back to the board's default"),
+    };
+    done(ctx, answer, &what)
 }
