@@ -20,7 +20,7 @@
 //! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq` | key generated/imported, policy set |
 //! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
 //! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ 0x0000 ‖ MAC | a signature above the stored ceiling |
-//! | `0x04_ii`, `0x05_ii` forget, lower mark `ii` | see [`super::resets`] | an operator's undo, confirmed on the board |
+//! | `0x04_ii`, `0x05_ii` forget, lower mark `ii` | see `store::resets` | an operator's undo, confirmed on the board |
 //!
 //! MACs are keyed by the board key (see `seal`), over the map key, `seq` and the fields, so
 //! neither a flash editor nor a corrupted copy can lower a ceiling or rename a mark.
@@ -52,7 +52,7 @@
 //!    position (nothing was signed for it) and its index is not reused for another mark
 //!    (an index is reused only after a forget record voids everything older under it).
 //! 5. Cut while a forget or lowering is written: one record, so before it is complete the mark
-//!    is as it was, after it the undo holds ([`super::resets`]).
+//!    is as it was, after it the undo holds (`store::resets`).
 //!
 //! At boot ([`Store::load`]) a record whose MAC or seal fails is [`StoreError::Corrupted`], and
 //! an image whose newest record is older than the guard's floor is [`StoreError::RolledBack`]:
