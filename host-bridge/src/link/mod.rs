@@ -205,12 +205,17 @@ impl Link {
         Ok(answer)
     }
 
-    /// Whether the board will wait for its button before answering `request`: a sign request
-    /// whose kind the key's policy (as the board last reported it) marks "confirm". A payload
-    /// the bridge cannot parse gets the ordinary timeouts (the board refuses it at once).
+    /// Whether the board will wait for its button before answering `request`: forgetting or
+    /// lowering watermarks (always an operator's press), or a sign request whose kind the
+    /// key's policy (as the board last reported it) marks "confirm". A payload the bridge
+    /// cannot parse gets the ordinary timeouts (the board refuses it at once). A sign that
+    /// trips the board's jump guard also waits, but the bridge cannot tell: it times out, and
+    /// the identical request asked again gets the board's recorded answer.
     fn waits_for_button(&self, request: &Request<'_>) -> bool {
-        let Request::Sign { pkh, payload, .. } = request else {
-            return false;
+        let (pkh, payload) = match request {
+            Request::ForgetWatermarks { .. } | Request::LowerWatermark { .. } => return true,
+            Request::Sign { pkh, payload, .. } => (pkh, payload),
+            _ => return false,
         };
         let Ok(parsed) = pawl_core::request::parse(payload) else {
             return false;
