@@ -71,6 +71,11 @@ pub enum Sent {
     Reprovision {
         erase: bool,
     },
+    /// The operator's own acts (provisioning mode and a press of the button): a mark lowered
+    /// or a key's marks forgotten, after which the key's history starts again.
+    Operator {
+        pkh: PublicKeyHash,
+    },
     Other,
 }
 
@@ -103,6 +108,9 @@ impl Sent {
                 round: *round,
             },
             Request::Reprovision { erase } => Sent::Reprovision { erase: *erase },
+            Request::LowerWatermark { pkh, .. } | Request::ForgetWatermarks { pkh } => {
+                Sent::Operator { pkh: *pkh }
+            }
             _ => Sent::Other,
         }
     }
@@ -120,6 +128,8 @@ pub struct Effect {
     pub rebooted: bool,
     /// `Reprovision { erase: false }` reloaded the store.
     pub reloaded: bool,
+    /// Keys whose marks the operator lowered or forgot.
+    pub operator_keys: Vec<PublicKeyHash>,
     /// A power cut happened at the reboot: a write the board refused may have landed.
     pub cut_fired: bool,
     pub power_failed: bool,

@@ -367,6 +367,39 @@ impl Harness {
                     policy: self.policy(false),
                 }
             }
+            993..995 => {
+                let chain = ChainId(self.chain());
+                let kind = *self.rng.pick(&KINDS);
+                let base = self
+                    .marks
+                    .get(&MarkId {
+                        chain,
+                        key: pkh,
+                        kind,
+                    })
+                    .copied()
+                    .unwrap_or((1000, 0));
+                Request::LowerWatermark {
+                    chain,
+                    pkh,
+                    kind,
+                    level: base.0.saturating_sub(self.rng.below(50) as u32),
+                    round: 0,
+                }
+            }
+            995 => Request::ForgetWatermarks { pkh },
+            996..998 => Request::SetJumpLimit {
+                pkh,
+                levels: if self.rng.pct(30) {
+                    None
+                } else {
+                    Some(self.rng.bits(24) as u32)
+                },
+            },
+            998 => Request::AllowPossession {
+                pkh,
+                operational: self.rng.pct(50),
+            },
             _ => {
                 label = "hostile".repeat(1 + self.rng.below(7) as usize);
                 Request::GenerateHsmKey {
