@@ -9,7 +9,7 @@ use pawl_core::digest::blake2b_256;
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, Signature};
 use pawl_core::protocol::{Backend, KeyInfo, Mode, Refusal, Request, Response};
 use pawl_core::request::ChainId;
-use pawl_core::watermark::MarkId;
+use pawl_core::watermark::{MarkId, MarkKind};
 
 use crate::driver::{Harness, Pos, Release, Sent, kind_of_magic};
 use crate::fuzz::octez_position;
@@ -135,7 +135,6 @@ impl Harness {
             }
             (Sent::Operator { pkh }, Response::Done) => {
                 self.stats.frame("(operator lowered or forgot marks)");
-                self.releases.retain(|pos, _| pos.1 != pkh);
                 self.effect.operator_keys.push(pkh);
                 self.provisioned(&Response::Done);
             }
@@ -167,9 +166,9 @@ impl Harness {
                 self.fail(3, format!("operational mode answered {r:?}"));
             }
             self.effect.keys_may_change = true;
-            // Every state change ends pending work on the board.
-            self.approval = None;
-            self.hsm_flow = None;
+            // The board ends pending work on a state change; a `Done` that changed nothing
+            // leaves it. The model keeps it either way: a board that forgot refuses the
+            // continuation, and what it releases is checked against the pending payload.
         }
     }
 
@@ -305,6 +304,16 @@ impl Harness {
         if !self.effect.reset {
             for (id, old) in &self.marks {
                 if self.effect.operator_keys.contains(&id.key) {
+                    if marks.get(id).is_none_or(|new| new < old) {
+                        // The operator lowered or forgot this mark: its history starts again.
+                        let magic = match id.kind {
+                            MarkKind::Block => 0x11,
+                            MarkKind::Preattestation => 0x12,
+                            MarkKind::Attestation => 0x13,
+                        };
+                        self.releases
+                            .retain(|pos, _| (pos.0, pos.1, pos.2) != (id.chain.0, id.key, magic));
+                    }
                     continue;
                 }
                 match marks.get(id) {

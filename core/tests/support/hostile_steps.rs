@@ -117,7 +117,17 @@ impl Harness {
     fn near(&mut self, (l, r): (u32, u32)) -> (u32, u32) {
         const MAX: u32 = i32::MAX as u32;
         // After a restart a mark is a ceiling (level + N, u32::MAX): go on from its level.
-        let r = if r > MAX && self.rng.pct(90) { 0 } else { r };
+        let r = if r >= MAX - 1 && self.rng.pct(90) {
+            0
+        } else {
+            r
+        };
+        // A mark near 2^31 - 1 is burned (a known limit): mostly ask about another level.
+        let l = if l > MAX - 1000 && self.rng.pct(90) {
+            1000 + self.rng.below(1000) as u32
+        } else {
+            l
+        };
         // Huge levels are rare: a mark at 2^31 - 1 is burned for good (a known limit), and a
         // run whose marks are all burned signs nothing more.
         match self.rng.below(1000) {
