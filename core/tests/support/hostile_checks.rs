@@ -133,6 +133,11 @@ impl Harness {
             {
                 self.effect.erase_cut = true;
             }
+            (Sent::Operator { pkh }, Response::Refused(Refusal::Store(_))) => {
+                // The operator confirmed; the power went between two of the marks forgotten.
+                self.effect.operator_keys.push(pkh);
+                self.effect.operator_cut = true;
+            }
             (Sent::Operator { pkh }, Response::Done) => {
                 self.stats.frame("(operator lowered or forgot marks)");
                 self.effect.operator_keys.push(pkh);
@@ -305,6 +310,13 @@ impl Harness {
             for (id, old) in &self.marks {
                 if self.effect.operator_keys.contains(&id.key) {
                     if marks.get(id).is_none_or(|new| new < old) {
+                        if self.effect.operator_cut {
+                            let example = format!("step {}: {id:?}", self.stats.steps);
+                            self.stats.suspicious(
+                                "an operator's forget refused by a store error (power cut) took effect in part",
+                                example,
+                            );
+                        }
                         // The operator lowered or forgot this mark: its history starts again.
                         let magic = match id.kind {
                             MarkKind::Block => 0x11,

@@ -130,6 +130,8 @@ pub struct Effect {
     pub reloaded: bool,
     /// Keys whose marks the operator lowered or forgot.
     pub operator_keys: Vec<PublicKeyHash>,
+    /// An operator's act was refused by the store (the power went midway).
+    pub operator_cut: bool,
     /// A power cut happened at the reboot: a write the board refused may have landed.
     pub cut_fired: bool,
     pub power_failed: bool,
