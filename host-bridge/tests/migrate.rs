@@ -3,9 +3,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use support::*;
@@ -20,27 +19,9 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Run `pawl --home HOME ARGS…` with `stdin`: (success, stdout, stderr).
 fn pawl(home: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pawl"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pawl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pawl"));
+    cmd.arg("--home").arg(home).args(args);
+    run_with_stdin(cmd, stdin)
 }
 
 fn ok(home: &Path, args: &[&str]) -> String {

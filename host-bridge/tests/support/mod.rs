@@ -254,3 +254,25 @@ impl Connector for Nowhere {
         "nowhere".into()
     }
 }
+
+/// Run `cmd` with `stdin` written to it and closed: (success, stdout, stderr).
+pub fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> (bool, String, String) {
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pawl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
