@@ -19,9 +19,9 @@
 //! operator's remedy is the same lowering. A smaller J on a key narrows it (J = 0 asks for
 //! the button at every new level).
 
-use super::{Board, Entropy, Presence, capacity_u16};
+use super::{Board, Entropy, Presence};
 use crate::keys::PublicKeyHash;
-use crate::protocol::{MAX_KEYS, Refusal, Response};
+use crate::protocol::{Refusal, Response};
 use crate::store::Store;
 use crate::watermark::{Mark, MarkKind};
 
@@ -58,15 +58,8 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         self.healthy()?;
         let index = self.index(pkh)?;
         let slot = &self.keys[index];
-        let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
-            capacity: capacity_u16(MAX_KEYS),
-        })?;
-        let stored = slot
-            .material
-            .stored(&slot.policy, slot.pop_operational, levels);
-        self.store.persist_key(slot_no, &stored)?;
-        self.keys[index].jump_limit = levels;
-        self.forget_pending();
+        let (policy, pop) = (slot.policy.clone(), slot.pop_operational);
+        self.rewrite_slot(index, policy, pop, levels)?;
         Ok(Response::Done)
     }
 }

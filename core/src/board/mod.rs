@@ -273,17 +273,10 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             Request::SetPolicy { pkh, policy } => {
                 self.provisioning()?;
                 let index = self.index(&pkh)?;
-                let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
-                    capacity: capacity_u16(MAX_KEYS),
-                })?;
                 let slot = &self.keys[index];
-                let stored = slot
-                    .material
-                    .stored(&policy, slot.pop_operational, slot.jump_limit);
-                self.store.persist_key(slot_no, &stored)?;
-                self.keys[index].policy = policy;
+                let (pop, jump) = (slot.pop_operational, slot.jump_limit);
                 // Nothing approved or started under the old policy is released under the new.
-                self.forget_pending();
+                self.rewrite_slot(index, policy, pop, jump)?;
                 Ok(Response::KeyInfo(self.keys[index].info()))
             }
             Request::ImportWatermark {
@@ -418,6 +411,31 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         self.keys.push(slot).map_err(|_| full)?;
         self.forget_pending();
         Ok(Response::KeyInfo(info))
+    }
+
+    /// Store key slot `index` again with these settings (its material unchanged), then hold
+    /// them in RAM and forget pending work: the one path for `SetPolicy`, `AllowPossession`
+    /// and `SetJumpLimit`. A store refusal changes nothing.
+    fn rewrite_slot(
+        &mut self,
+        index: usize,
+        policy: Policy,
+        pop_operational: bool,
+        jump_limit: Option<u32>,
+    ) -> Result<(), Refusal> {
+        let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
+            capacity: capacity_u16(MAX_KEYS),
+        })?;
+        let stored = self.keys[index]
+            .material
+            .stored(&policy, pop_operational, jump_limit);
+        self.store.persist_key(slot_no, &stored)?;
+        let slot = &mut self.keys[index];
+        slot.policy = policy;
+        slot.pop_operational = pop_operational;
+        slot.jump_limit = jump_limit;
+        self.forget_pending();
+        Ok(())
     }
 
     fn sign(

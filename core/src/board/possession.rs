@@ -15,9 +15,9 @@
 //!
 //! A proof changes no state, so it touches neither marks nor pending work.
 
-use super::{Board, Entropy, Material, Presence, capacity_u16};
+use super::{Board, Entropy, Material, Presence};
 use crate::keys::{Curve, KeyError, PublicKey, PublicKeyHash};
-use crate::protocol::{MAX_KEYS, Mode, Refusal, Response};
+use crate::protocol::{Mode, Refusal, Response};
 use crate::store::Store;
 
 impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
@@ -60,15 +60,8 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         if !matches!(&slot.material, Material::OnBoard(p) if p.curve() == Curve::Bls12_381) {
             return Err(Refusal::Key(KeyError::PossessionNeedsBls));
         }
-        let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
-            capacity: capacity_u16(MAX_KEYS),
-        })?;
-        let stored = slot
-            .material
-            .stored(&slot.policy, operational, slot.jump_limit);
-        self.store.persist_key(slot_no, &stored)?;
-        self.keys[index].pop_operational = operational;
-        self.forget_pending();
+        let (policy, jump) = (slot.policy.clone(), slot.jump_limit);
+        self.rewrite_slot(index, policy, operational, jump)?;
         Ok(Response::Done)
     }
 }
