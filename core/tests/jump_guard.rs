@@ -3,34 +3,17 @@
 
 mod support;
 
-use core::cell::Cell;
-use std::rc::Rc;
-
-use pawl_core::board::{Board, DEFAULT_JUMP_LIMIT, Presence};
-use pawl_core::keys::PublicKeyHash;
+use pawl_core::board::{Board, DEFAULT_JUMP_LIMIT};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{Mode, Refusal, Request, Response};
-use pawl_core::request::{ChainId, RequestKind};
+use pawl_core::request::ChainId;
 use pawl_core::store::{MemoryStore, Store, StoredKey};
 use pawl_core::watermark::MarkKind;
-use support::board::{INFO, TestEntropy, attestation, import, sign};
+use support::board::{INFO, SharedButton as Button, TestEntropy, attestation, import, sign};
 
 const TZ1: &str = "edsk4FTF78Qf1m2rykGpHqostAiq5gYW4YZEoGUSWBTJr2njsDHSnd";
 const MAINNET: [u8; 4] = [0x7a, 0x06, 0xa7, 0x70];
 const TOP: u32 = 0x7fff_ffff;
-
-#[derive(Clone, Default)]
-struct Button {
-    press: Rc<Cell<bool>>,
-    asked: Rc<Cell<u32>>,
-}
-
-impl Presence for Button {
-    fn confirm(&mut self, _: &PublicKeyHash, _: RequestKind) -> bool {
-        self.asked.set(self.asked.get() + 1);
-        self.press.get()
-    }
-}
 
 type JBoard = Board<MemoryStore, TestEntropy, Button>;
 

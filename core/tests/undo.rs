@@ -6,19 +6,16 @@
 
 mod support;
 
-use core::cell::Cell;
-use std::rc::Rc;
-
-use pawl_core::board::{Board, Presence};
+use pawl_core::board::Board;
 use pawl_core::keys::PublicKeyHash;
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{Mode, Refusal, Request, Response};
-use pawl_core::request::{ChainId, RequestKind};
+use pawl_core::request::ChainId;
 use pawl_core::sim::SimFlash;
 use pawl_core::sim::flash::PAGE;
 use pawl_core::store::{BoardKey, NorStore, NorStoreConfig, Store};
 use pawl_core::watermark::{MarkId, MarkKind, WatermarkError};
-use support::board::{INFO, TestEntropy, attestation, import, sign};
+use support::board::{INFO, SharedButton as Button, TestEntropy, attestation, import, sign};
 use support::power::{BOARD_KEY, SharedGuard};
 
 const TZ1: &str = "edsk4FTF78Qf1m2rykGpHqostAiq5gYW4YZEoGUSWBTJr2njsDHSnd";
@@ -26,20 +23,6 @@ const MAINNET: [u8; 4] = [0x7a, 0x06, 0xa7, 0x70];
 const PAGES: usize = 8;
 const AHEAD: u32 = 16;
 const TOP: u32 = 0x7fff_ffff;
-
-/// The board's button: answers as the test says, counts the times it was asked.
-#[derive(Clone, Default)]
-struct Button {
-    press: Rc<Cell<bool>>,
-    asked: Rc<Cell<u32>>,
-}
-
-impl Presence for Button {
-    fn confirm(&mut self, _: &PublicKeyHash, _: RequestKind) -> bool {
-        self.asked.set(self.asked.get() + 1);
-        self.press.get()
-    }
-}
 
 type UBoard = Board<NorStore<SimFlash, SharedGuard>, TestEntropy, Button>;
 

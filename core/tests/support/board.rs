@@ -40,6 +40,21 @@ impl Presence for TestButton {
     }
 }
 
+/// A button the test keeps a handle on while the board owns its clone: `press` is what it
+/// answers, `asked` how often the board asked.
+#[derive(Clone, Default)]
+pub struct SharedButton {
+    pub press: std::rc::Rc<core::cell::Cell<bool>>,
+    pub asked: std::rc::Rc<core::cell::Cell<u32>>,
+}
+
+impl Presence for SharedButton {
+    fn confirm(&mut self, _: &PublicKeyHash, _: RequestKind) -> bool {
+        self.asked.set(self.asked.get() + 1);
+        self.press.get()
+    }
+}
+
 pub type TestBoard = Board<MemoryStore, TestEntropy, NoButton>;
 
 pub const INFO: BoardInfo = BoardInfo {
