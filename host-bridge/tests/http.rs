@@ -225,3 +225,34 @@ fn authentication_as_octez() {
         &field(&body, "signature")
     ));
 }
+
+/// The hostile-host guards of the board reach a baker with their own statuses and reasons, and
+/// leave the marks as they were: the jump guard (403, names the limit) and a key's table quota
+/// (507, names it).
+#[test]
+fn jump_guard_and_table_quota_refusals_over_http() {
+    let (_dir, link, pkh) = board();
+    let server = Server::start(link, &[], settings());
+    let chain = [0x5a, 0x11, 0xe2, 0xe2];
+    let (status, body) = server.sign(&pkh, &attestation(chain, 10, 0, 1));
+    assert_eq!(status, 200, "{body}");
+    // The burn of issue 13: the virtual board has no button, so the guard refuses.
+    let (status, body) = server.sign(&pkh, &attestation(chain, 0x7fff_ffff, 0x7fff_ffff, 1));
+    assert_eq!(status, 403, "{body}");
+    assert!(octez_error(&body).contains("jump limit"), "{body}");
+    // Nothing moved: the next level signs.
+    let (status, body) = server.sign(&pkh, &attestation(chain, 11, 0, 1));
+    assert_eq!(status, 200, "{body}");
+    // This key may sign on any chain (the core's default policy): 6 entries at most. Five more
+    // invented chains fill them; the seventh chain is refused and names the quota.
+    for i in 1..=5u8 {
+        let (status, body) = server.sign(&pkh, &attestation([0xaa, 0, 0, i], 1, 0, 1));
+        assert_eq!(status, 200, "chain {i}: {body}");
+    }
+    let (status, body) = server.sign(&pkh, &attestation([0xaa, 0, 0, 6], 1, 0, 1));
+    assert_eq!(status, 507, "{body}");
+    assert!(octez_error(&body).contains("quota"), "{body}");
+    // The key's own chain still signs.
+    let (status, body) = server.sign(&pkh, &attestation(chain, 12, 0, 1));
+    assert_eq!(status, 200, "{body}");
+}
