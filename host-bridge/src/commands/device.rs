@@ -1,4 +1,4 @@
-//! `pawl device info|yubihsm-setup`.
+//! `pawl device info|reprovision|yubihsm-setup`.
 
 use clap::Subcommand;
 use pawl_core::protocol::{Mode, PROTOCOL_VERSION, Request, Response, StoreHealth};
@@ -18,6 +18,16 @@ pub enum DeviceCommand {
         #[arg(long)]
         auth_key_id: u16,
     },
+    /// Bring back a board whose store it refuses (rolled back or damaged; `pawl device info`
+    /// says which), in provisioning mode. Without `--erase` the board adopts the stored image
+    /// as it is — keys and policies kept, marks possibly stale: import current watermarks next
+    /// (`pawl watermark import`). With `--erase` it starts from an empty store.
+    Reprovision {
+        /// Erase the store: every key sealed on the board and every mark is gone for good
+        /// (keys in a YubiHSM2 or a key service stay there but must be registered again).
+        #[arg(long)]
+        erase: bool,
+    },
 }
 
 /// Name of a mode as pawl prints it.
@@ -33,6 +43,7 @@ pub fn run(ctx: &Context, cmd: DeviceCommand) -> anyhow::Result<()> {
     match cmd {
         DeviceCommand::Info => info(ctx),
         DeviceCommand::YubihsmSetup { auth_key_id } => super::yubihsm::setup(ctx, auth_key_id),
+        DeviceCommand::Reprovision { erase } => reprovision(ctx, erase),
     }
 }
 
@@ -87,6 +98,29 @@ fn info(ctx: &Context) -> anyhow::Result<()> {
         println!("mark writes: {} since boot", status.mark_writes);
         println!("store:       {store}");
         println!("via:         {via}");
+    }
+    Ok(())
+}
+
+fn reprovision(ctx: &Context, erase: bool) -> anyhow::Result<()> {
+    let link = ctx.open_link()?;
+    match ask(&link, &Request::Reprovision { erase })? {
+        Response::Done => {}
+        other => anyhow::bail!("unexpected answer to reprovision: {other:?}"),
+    }
+    // Asking for the key list also brings a running `pawl serve`'s key cache in step.
+    let Response::Keys(keys) = ask(&link, &Request::ListKeys)? else {
+        anyhow::bail!("unexpected answer to list keys");
+    };
+    let what = if erase {
+        "store erased: the board holds no keys and no marks"
+    } else {
+        "store adopted as it is: import current watermarks next (`pawl watermark import`)"
+    };
+    if ctx.json {
+        print_json(&json!({ "reprovisioned": true, "erased": erase, "keys": keys.len() }));
+    } else {
+        println!("{what}; {} key(s) on the board", keys.len());
     }
     Ok(())
 }
