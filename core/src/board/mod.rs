@@ -118,7 +118,8 @@ fn capacity_u16(n: usize) -> u16 {
 impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     /// Start the board on `store`. A store that cannot be loaded does not stop the board: it
     /// comes up refusing every signature, and says why in its status.
-    pub fn open(store: S, entropy: E, presence: P, mode: Mode, info: BoardInfo) -> Self {
+    pub fn open(mut store: S, entropy: E, presence: P, mode: Mode, info: BoardInfo) -> Self {
+        store.board_mode(mode);
         let mut board = Board {
             store,
             entropy,

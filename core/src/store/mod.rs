@@ -8,6 +8,7 @@
 //!   and the power-failure walk-through).
 //! * [`MemoryStore`] is for tests: it counts writes and can be told to fail.
 //! * [`wear`] models how long a flash region lasts.
+//! * [`Budgeted`] bounds the rate of mark writes in operational mode ([`budget`]).
 
 use core::fmt;
 
@@ -15,14 +16,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{Curve, PublicKey, SecretBytes};
 use crate::policy::Policy;
+use crate::protocol::Mode;
 use crate::watermark::MarkId;
 
+pub mod budget;
 mod memory;
 pub mod nor;
 mod resets;
 mod seal;
 pub mod wear;
 
+pub use budget::{Budgeted, Clock, WriteBudget};
 pub use memory::{MEMORY_MARKS, MemoryStore};
 pub use nor::{BoardKey, NorStore, NorStoreConfig};
 
@@ -37,6 +41,12 @@ pub enum StoreError {
     Corrupted,
     /// The storage holds an older image than the board last wrote (rollback).
     RolledBack,
+    /// The flash write budget is spent ([`budget`]): nothing was written; the same request
+    /// may succeed after `retry_ms` milliseconds. Transient: the store stays healthy.
+    WriteBudget {
+        /// Milliseconds until the budget holds what the write needs.
+        retry_ms: u32,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -47,6 +57,9 @@ impl fmt::Display for StoreError {
             StoreError::Corrupted => "stored state is corrupted; re-provision the board",
             StoreError::RolledBack => {
                 "storage holds an older image than the board last wrote; re-provision the board"
+            }
+            StoreError::WriteBudget { retry_ms } => {
+                return write!(f, "flash write budget spent: retry in {retry_ms} ms");
             }
         })
     }
@@ -193,6 +206,31 @@ pub trait Store {
     /// never let anything be signed that [`Store::persist_mark`] would not have allowed.
     fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
         Ok(false)
+    }
+
+    /// How many records [`Store::persist_mark`] of this position would write now: 0 when it is
+    /// durable already (at or below a stored ceiling), else what it costs. The write budget
+    /// ([`budget`]) asks before every mark write; the default (1) counts every call as a write.
+    fn persist_cost(&self, id: &MarkId, level: u32, round: u32) -> u32 {
+        let _ = (id, level, round);
+        1
+    }
+
+    /// The write budget's note ([`budget`]) as loaded: what the newest ceiling record carried,
+    /// 0 when none did (or for stores that keep no note).
+    fn budget_note(&self) -> u16 {
+        0
+    }
+
+    /// Set the note written into every ceiling record from now on (MAC'd with the record).
+    fn set_budget_note(&mut self, note: u16) {
+        let _ = note;
+    }
+
+    /// The board's mode, told once when the board opens: the write budget applies in
+    /// operational mode only.
+    fn board_mode(&mut self, mode: Mode) {
+        let _ = mode;
     }
 
     /// Flash wear so far (zero for stores without flash).

@@ -19,7 +19,7 @@
 //! | `0x00_00` meta | BLAKE2b-64 MAC | re-provisioning (brings `seq` level with the guard) |
 //! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq` | key generated/imported, policy set |
 //! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
-//! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ 0x0000 ‖ MAC | a signature above the stored ceiling |
+//! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ budget note (u16) ‖ MAC | a signature above the stored ceiling |
 //! | `0x04_ii`, `0x05_ii` forget, lower mark `ii` | see `store::resets` | an operator's undo, confirmed on the board |
 //!
 //! MACs are keyed by the board key (see `seal`), over the map key, `seq` and the fields, so
@@ -146,6 +146,9 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard> {
     seq: u32,
     marks: heapless::Vec<MarkSlot, MAX_MARKS>,
     wear: WearCounters,
+    /// The write budget's note ([`Store::budget_note`]): written into every ceiling record,
+    /// and after a load the newest ceiling record's.
+    note: u16,
     buf: [u8; BUF],
 }
 
@@ -231,6 +234,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
             seq: 0,
             marks: heapless::Vec::new(),
             wear: WearCounters::default(),
+            note: 0,
             buf: [0; BUF],
         })
     }
@@ -293,12 +297,14 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
 
     /// Write the ceiling of mark slot `i` and remember it.
     fn write_ceiling(&mut self, i: usize, target: (u32, u32)) -> Result<(), StoreError> {
-        // level ‖ round ‖ two zero bytes: with the 2-byte map key, 4-byte `seq` and 8-byte MAC
-        // the item is 24 bytes, whole words, so it is programmed in one write after its header
-        // (22 bytes took a third write for the odd tail: one more flush per ceiling).
+        // level ‖ round ‖ the budget note (u16; two zero bytes before the note existed): with
+        // the 2-byte map key, 4-byte `seq` and 8-byte MAC the item is 24 bytes, whole words, so
+        // it is programmed in one write after its header (22 bytes took a third write for the
+        // odd tail: one more flush per ceiling).
         let mut fields = [0u8; CEILING_FIELDS];
         fields[..4].copy_from_slice(&target.0.to_le_bytes());
         fields[4..8].copy_from_slice(&target.1.to_le_bytes());
+        fields[8..].copy_from_slice(&self.note.to_le_bytes());
         self.write_authenticated(map_key(TAG_CEILING, self.marks[i].index), &fields)?;
         self.marks[i].ceiling = Some(target);
         Ok(())
@@ -313,6 +319,8 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         let mut max_seq = 0u32;
         let mut names: heapless::Vec<MarkSlot, MAX_MARKS> = heapless::Vec::new();
         let mut ceilings: heapless::Vec<(u8, u32, u32), MAX_MARKS> = heapless::Vec::new();
+        // (seq, note) of the newest ceiling record.
+        let mut newest_note: Option<(u32, u16)> = None;
         // `fetch_all_items` (8.0.2) does not run the crate's automatic repair when it meets an
         // interrupted erase (its page-state lookup returns early with `?`), but `fetch_item`
         // does: on `Corrupted`, look one record up to finish the repair, then scan.
@@ -407,7 +415,11 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                     }
                     TAG_CEILING => {
                         let fields = verified(&self.seal, key, copy)?;
-                        let (level, round) = position_of(fields).ok_or(StoreError::Corrupted)?;
+                        let ((level, round), note) =
+                            ceiling_of(fields).ok_or(StoreError::Corrupted)?;
+                        if newest_note.is_none_or(|(newest, _)| seq > newest) {
+                            newest_note = Some((seq, note));
+                        }
                         match ceilings.iter_mut().find(|c| c.0 == index) {
                             Some(c) => {
                                 if (level, round) > (c.1, c.2) {
@@ -441,6 +453,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         buf.zeroize();
         self.marks = names;
         self.seq = max_seq;
+        self.note = newest_note.map_or(0, |(_, note)| note);
         Ok(keys)
     }
 }
@@ -485,10 +498,21 @@ fn name_of(fields: &[u8]) -> Option<MarkId> {
     })
 }
 
-/// Bytes of a ceiling record's fields: level, round, two zero bytes of padding.
+/// Bytes of a ceiling record's fields: level, round, the budget note (u16).
 const CEILING_FIELDS: usize = 10;
 
-/// A ceiling's (level, round): 10 bytes ending in two zeros, or 8 (records written before the
+/// A ceiling record's (level, round) and budget note: 10 bytes, the last two the note (zero
+/// in records written before it), or 8 (records written before the padding: note 0).
+fn ceiling_of(fields: &[u8]) -> Option<((u32, u32), u16)> {
+    let note = match fields.len() {
+        8 => 0,
+        CEILING_FIELDS => u16::from_le_bytes([fields[8], fields[9]]),
+        _ => return None,
+    };
+    Some((position_of(fields.get(..8)?)?, note))
+}
+
+/// A position's (level, round): 10 bytes ending in two zeros, or 8 (records written before the
 /// padding).
 fn position_of(fields: &[u8]) -> Option<(u32, u32)> {
     match fields.len() {
@@ -571,6 +595,24 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
         let slot = &mut self.marks[i];
         slot.signed = Some(slot.signed.map_or(level, |s| s.max(level)));
         Ok(())
+    }
+
+    fn persist_cost(&self, id: &MarkId, level: u32, round: u32) -> u32 {
+        match self.marks.iter().find(|m| m.id == *id) {
+            Some(m) if m.ceiling.is_some_and(|c| (level, round) <= c) => 0,
+            Some(_) => 1,
+            // Name, then ceiling; a full table writes nothing (`Full`).
+            None if self.marks.is_full() => 0,
+            None => 2,
+        }
+    }
+
+    fn budget_note(&self) -> u16 {
+        self.note
+    }
+
+    fn set_budget_note(&mut self, note: u16) {
+        self.note = note;
     }
 
     fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
