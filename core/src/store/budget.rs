@@ -17,7 +17,8 @@
 //!   from the newest record's note ([`Store::budget_note`]), never fuller. Refill while the
 //!   board is off is not counted, so over any span of operational uptime `t` the records
 //!   written are at most `capacity + records_per_hour × t` — whatever the host does, rebooting
-//!   the board included. A store that keeps no note starts empty.
+//!   the board included. A store with no ceiling record at all starts full (its first write
+//!   leaves a note: once per store, not per boot); a store that keeps no note starts empty.
 //! * In **provisioning mode** (chosen by the operator's physical act at power-up, and in which
 //!   the host may already erase the board) nothing is refused, and notes are written full: the
 //!   first operational boot after provisioning starts with a full bucket.
@@ -184,8 +185,13 @@ impl<S: Store, C: Clock> Store for Budgeted<S, C> {
         visit: &mut dyn FnMut(Record<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let result = self.inner.load(visit);
-        // Never fuller than the newest record said, whatever the configuration.
-        self.tokens = (i64::from(self.inner.budget_note()) * NOTE_UNIT).min(self.capacity());
+        // Never fuller than the newest record said, whatever the configuration. A store with no
+        // ceiling record at all (fresh from provisioning) starts full: its first write leaves a
+        // note, so that is once per store, not once per boot.
+        self.tokens = match self.inner.budget_note() {
+            Some(note) => (i64::from(note) * NOTE_UNIT).min(self.capacity()),
+            None => self.capacity(),
+        };
         self.at_ms = self.clock.now_ms();
         result
     }
@@ -251,7 +257,7 @@ impl<S: Store, C: Clock> Store for Budgeted<S, C> {
         self.inner.persist_cost(id, level, round)
     }
 
-    fn budget_note(&self) -> u16 {
+    fn budget_note(&self) -> Option<u16> {
         self.inner.budget_note()
     }
 

@@ -216,10 +216,11 @@ pub trait Store {
         1
     }
 
-    /// The write budget's note ([`budget`]) as loaded: what the newest ceiling record carried,
-    /// 0 when none did (or for stores that keep no note).
-    fn budget_note(&self) -> u16 {
-        0
+    /// The write budget's note ([`budget`]) as loaded: what the newest ceiling record carried
+    /// (0 in records from before the note); `None` only when the store holds no ceiling record
+    /// at all (a board that never made a mark durable). Stores that keep no note say `Some(0)`.
+    fn budget_note(&self) -> Option<u16> {
+        Some(0)
     }
 
     /// Set the note written into every ceiling record from now on (MAC'd with the record).

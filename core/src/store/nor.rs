@@ -147,8 +147,8 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard> {
     marks: heapless::Vec<MarkSlot, MAX_MARKS>,
     wear: WearCounters,
     /// The write budget's note ([`Store::budget_note`]): written into every ceiling record,
-    /// and after a load the newest ceiling record's.
-    note: u16,
+    /// and after a load the newest ceiling record's (`None`: no ceiling record at all).
+    note: Option<u16>,
     buf: [u8; BUF],
 }
 
@@ -234,7 +234,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
             seq: 0,
             marks: heapless::Vec::new(),
             wear: WearCounters::default(),
-            note: 0,
+            note: None,
             buf: [0; BUF],
         })
     }
@@ -304,7 +304,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         let mut fields = [0u8; CEILING_FIELDS];
         fields[..4].copy_from_slice(&target.0.to_le_bytes());
         fields[4..8].copy_from_slice(&target.1.to_le_bytes());
-        fields[8..].copy_from_slice(&self.note.to_le_bytes());
+        fields[8..].copy_from_slice(&self.note.unwrap_or(0).to_le_bytes());
         self.write_authenticated(map_key(TAG_CEILING, self.marks[i].index), &fields)?;
         self.marks[i].ceiling = Some(target);
         Ok(())
@@ -453,7 +453,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         buf.zeroize();
         self.marks = names;
         self.seq = max_seq;
-        self.note = newest_note.map_or(0, |(_, note)| note);
+        self.note = newest_note.map(|(_, note)| note);
         Ok(keys)
     }
 }
@@ -607,12 +607,12 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
         }
     }
 
-    fn budget_note(&self) -> u16 {
+    fn budget_note(&self) -> Option<u16> {
         self.note
     }
 
     fn set_budget_note(&mut self, note: u16) {
-        self.note = note;
+        self.note = Some(note);
     }
 
     fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
