@@ -4,6 +4,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod backup;
 pub mod board;
 pub mod digest;
 pub mod encoding;

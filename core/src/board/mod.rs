@@ -262,6 +262,21 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 let pair = KeyPair::generate(curve, &mut self.entropy)?;
                 self.add_key(Material::OnBoard(pair), policy)
             }
+            Request::GenerateKeyWithBackup {
+                curve,
+                policy,
+                recipient,
+            } => {
+                self.provisioning()?;
+                let pair = KeyPair::generate(curve, &mut self.entropy)?;
+                // Sealed before the key is stored: no backup, no key.
+                let sealed =
+                    crate::backup::seal(curve, &pair.to_secret(), &recipient, &mut self.entropy)?;
+                match self.add_key(Material::OnBoard(pair), policy)? {
+                    Response::KeyInfo(key) => Ok(Response::KeyBackup { key, sealed }),
+                    other => Ok(other),
+                }
+            }
             Request::ImportKey {
                 curve,
                 secret,

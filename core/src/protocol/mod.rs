@@ -310,6 +310,18 @@ pub enum Request<'a> {
         /// The limit in levels, or `None` for the default.
         levels: Option<u32>,
     },
+    /// Provisioning: generate a key on the board, as [`Request::GenerateKey`], and seal its
+    /// secret once to the operator's age X25519 recipient ([`crate::backup`]):
+    /// [`Response::KeyBackup`]. The only way a secret ever leaves the board, and only at
+    /// generation: the key is stored only if the backup was made.
+    GenerateKeyWithBackup {
+        /// Curve.
+        curve: Curve,
+        /// Policy.
+        policy: Policy,
+        /// The 32-byte X25519 public key inside the operator's `age1…` recipient.
+        recipient: [u8; 32],
+    },
 }
 
 /// One key as the board lists it.
@@ -408,6 +420,14 @@ pub enum Response {
         pkh: PublicKeyHash,
         /// BLAKE2b-256 of the request.
         digest: [u8; 32],
+    },
+    /// The key [`Request::GenerateKeyWithBackup`] made, and its secret sealed to the
+    /// operator's age recipient (an age v1 file; only that recipient's identity opens it).
+    KeyBackup {
+        /// The new key.
+        key: KeyInfo,
+        /// The age file.
+        sealed: crate::backup::Sealed,
     },
 }
 

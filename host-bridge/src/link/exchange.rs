@@ -336,10 +336,12 @@ impl LinkThread {
     fn observe(&mut self, response: &Response) {
         let Ok(mut v) = self.view.write() else { return };
         match response {
-            Response::KeyInfo(info) => match v.keys.iter_mut().find(|k| k.pkh == info.pkh) {
-                Some(slot) => *slot = info.clone(),
-                None => v.keys.push(info.clone()),
-            },
+            Response::KeyInfo(info) | Response::KeyBackup { key: info, .. } => {
+                match v.keys.iter_mut().find(|k| k.pkh == info.pkh) {
+                    Some(slot) => *slot = info.clone(),
+                    None => v.keys.push(info.clone()),
+                }
+            }
             Response::Keys(keys) => v.keys = keys.iter().cloned().collect(),
             _ => {}
         }

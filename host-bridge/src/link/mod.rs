@@ -276,6 +276,7 @@ fn reasking_is_safe(request: &Request<'_>) -> bool {
         | Request::Status
         | Request::ExportWatermarks { .. } => true,
         Request::GenerateKey { .. }
+        | Request::GenerateKeyWithBackup { .. }
         | Request::ImportKey { .. }
         | Request::SetPolicy { .. }
         | Request::ImportWatermark { .. }

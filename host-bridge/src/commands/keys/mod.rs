@@ -1,5 +1,6 @@
 //! `pawl keys list|generate|import|policy`.
 
+mod backup;
 mod policy;
 mod show;
 
@@ -37,6 +38,15 @@ pub enum KeysCommand {
         /// operational mode (by default a key proves possession in provisioning mode only).
         #[arg(long = "allow-pop")]
         allow_pop: bool,
+        /// On the board only: seal the new secret once to this age recipient (`age1…`, the
+        /// public key `age-keygen` prints) and write the sealed file, so the key can be
+        /// restored on another board (`age -d -i IDENTITY FILE | pawl keys import`). The board
+        /// never exports the secret again.
+        #[arg(long = "backup-to", value_name = "AGE_RECIPIENT")]
+        backup_to: Option<String>,
+        /// Where the sealed backup goes (must not exist). Default: `<home>/backups/<pkh>.age`.
+        #[arg(long = "backup-out", value_name = "FILE", requires = "backup_to")]
+        backup_out: Option<std::path::PathBuf>,
     },
     /// Import a secret key (edsk…/spsk…/p2sk…/BLsk…, unencrypted) read from stdin
     /// (provisioning mode); or, with `--backend azure`, register an Azure Key Vault key by
@@ -131,6 +141,13 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
         } if allow_pop && !matches!(curve, CurveArg::Bls) => {
             anyhow::bail!("--allow-pop goes with tz4 keys (--curve bls) on the board")
         }
+        KeysCommand::Generate { hsm, backup_to, .. }
+            if backup_to.is_some() && hsm.backend == GenerateBackend::Yubihsm =>
+        {
+            anyhow::bail!(
+                "--backup-to goes with keys generated on the board: a YubiHSM2 key never leaves the HSM (use the HSM's own wrapped export)"
+            )
+        }
         KeysCommand::Generate {
             curve, policy, hsm, ..
         } if hsm.backend == GenerateBackend::Yubihsm => {
@@ -151,6 +168,21 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
         {
             anyhow::bail!("--key-id, --label and --domains go with --backend yubihsm")
         }
+        KeysCommand::Generate {
+            curve,
+            policy,
+            allow_pop,
+            backup_to: Some(to),
+            backup_out,
+            ..
+        } => backup::generate(
+            ctx,
+            curve.into(),
+            policy.to_policy()?,
+            &to,
+            backup_out.as_deref(),
+            allow_pop,
+        ),
         KeysCommand::Generate {
             curve,
             policy,
