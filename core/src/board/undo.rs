@@ -17,13 +17,14 @@
 //!   otherwise pin a key away from a chain, forget its marks and allow the chain again — a
 //!   lowering by another name.
 //! * **Checked first, then durable, then in RAM**: a refusal changes nothing; the store writes
-//!   each undo as one record, so a power cut leaves the mark either as it was or undone
-//!   (`crate::store::resets`). Pending work is forgotten, as by every state change.
+//!   each undo as one record — a forget of several marks too — so a power cut leaves the
+//!   marks either as they were or undone, all of them (`crate::store::resets`). Pending work
+//!   is forgotten, as by every state change.
 //!
 //! `ForgetWatermarks { pkh }` drops every mark of `pkh` on a chain its policy refuses — only
 //! those: a chain the key may still sign on keeps its mark. Pin the key with `SetPolicy`
-//! first. Several marks are several records: a store failure part-way leaves the ones done
-//! forgotten (in flash and RAM alike) and the rest in place; asking again finishes.
+//! first. All or none: the store forgets them with one record ([`Store::forget_marks`]), and
+//! only then does the board drop them from RAM; a store refusal leaves every one in place.
 //!
 //! `LowerWatermark { chain, pkh, kind, level, round }` sets one existing mark to exactly that
 //! bare position, strictly below where it is. The operator vouches that the key never signed
@@ -66,11 +67,11 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         if !self.presence.confirm(pkh, request_kind(first.kind)) {
             return Err(Refusal::NotConfirmed);
         }
+        self.store.forget_marks(&doomed)?;
         for id in &doomed {
-            self.store.forget_mark(id)?;
             self.marks.forget(id);
-            self.forget_pending();
         }
+        self.forget_pending();
         Ok(Response::Done)
     }
 

@@ -215,9 +215,9 @@ impl<S: Store, C: Clock> Store for Budgeted<S, C> {
         result
     }
 
-    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
+    fn forget_marks(&mut self, ids: &[MarkId]) -> Result<(), StoreError> {
         let before = self.inner.wear().records;
-        let result = self.inner.forget_mark(id);
+        let result = self.inner.forget_marks(ids);
         self.charge(before, 0);
         result
     }

@@ -82,9 +82,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
+    fn forget_marks(&mut self, ids: &[MarkId]) -> Result<(), StoreError> {
+        // One write for all of them, as on flash: all or none.
         self.write_allowed()?;
-        self.marks.retain(|(i, _, _)| i != id);
+        self.marks.retain(|(i, _, _)| !ids.contains(i));
         Ok(())
     }
 

@@ -176,19 +176,20 @@ pub trait Store {
     /// later moment leaves a store whose [`Store::load`] reports a mark at or above it.
     fn persist_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError>;
 
-    /// Forget the mark of `id`, durably: after `Ok`, [`Store::load`] no longer reports it. An
-    /// operator's act in provisioning mode, confirmed on the board (the board's `undo` module);
-    /// never on a signing path. A power cut during it leaves the mark either as it was or
-    /// forgotten, nothing else. A mark the store does not hold is already forgotten (`Ok`).
-    /// Stores that cannot forget refuse ([`StoreError::Io`]).
-    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
-        let _ = id;
+    /// Forget the marks of `ids`, durably and **all or none**: after `Ok`, [`Store::load`]
+    /// reports none of them; after `Err`, the store holds every one as it did. An operator's
+    /// act in provisioning mode, confirmed on the board (the board's `undo` module); never on a
+    /// signing path. A power cut during it leaves every mark as it was or every one forgotten,
+    /// nothing in between. A mark the store does not hold is already forgotten. Stores that
+    /// cannot forget refuse ([`StoreError::Io`]).
+    fn forget_marks(&mut self, ids: &[MarkId]) -> Result<(), StoreError> {
+        let _ = ids;
         Err(StoreError::Io)
     }
 
     /// Set the mark of `id` to exactly (`level`, `round`), below where it is, durably: after
     /// `Ok`, [`Store::load`] reports this position (or a higher one written since). Like
-    /// [`Store::forget_mark`], an operator's act; a power cut during it leaves the mark either
+    /// [`Store::forget_marks`], an operator's act; a power cut during it leaves the mark either
     /// as it was or lowered, never without a mark. A mark the store does not hold is
     /// [`StoreError::Corrupted`] (the board only lowers marks it loaded or wrote).
     fn lower_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {

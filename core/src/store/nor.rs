@@ -20,7 +20,7 @@
 //! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq` | key generated/imported, policy set |
 //! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
 //! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ budget note (u16) ‖ MAC | a signature above the stored ceiling |
-//! | `0x04_ii`, `0x05_ii` forget, lower mark `ii` | see `store::resets` | an operator's undo, confirmed on the board |
+//! | `0x04_ii`, `0x05_ii`, `0x06_00` forget, lower mark `ii`; forget table | see `store::resets` | an operator's undo, confirmed on the board; reusing a name-only index |
 //!
 //! MACs are keyed by the board key (see `seal`), over the map key, `seq` and the fields, so
 //! neither a flash editor nor a corrupted copy can lower a ceiling or rename a mark.
@@ -48,11 +48,21 @@
 //!    which is accepted (the guard only has to be at or below the newest record).
 //! 3. Cut while a page is being reclaimed: the source page is erased only after its live items
 //!    are copied; `sequential-storage` finishes or redoes the migration on the next access.
-//! 4. Cut while a mark name is written, before its first ceiling: the name is loaded with no
-//!    position (nothing was signed for it) and its index is not reused for another mark
-//!    (an index is reused only after a forget record voids everything older under it).
-//! 5. Cut while a forget or lowering is written: one record, so before it is complete the mark
-//!    is as it was, after it the undo holds (`store::resets`).
+//! 4. Cut after a mark name is written, before its first ceiling: the name is loaded with no
+//!    position (nothing was signed for it). Its slot holds its index, so no other mark is
+//!    named under it, until a new mark needs the slot and the table has no other room: then
+//!    one forget-table record voids the name (nothing was signed under it), and the index is
+//!    reused. Cuts of this kind cannot fill the table for good.
+//! 5. Cut while a forget or lowering is written: one record, so before it is complete the
+//!    marks are as they were, after it the undo holds for all of them (`store::resets`).
+//!
+//! A write that fails part-way (a power cut, or the flash reporting an error) may have left
+//! its record complete. The store never acts on a guess: a slot whose name may have been
+//! voided writes its name again before its next ceiling, and a mark whose forget or lowering
+//! failed takes a new ceiling before anything above (0, 0) counts as durable. The rollback
+//! guard is advanced after the record is durable; if that fails, the record stands (the write
+//! answers `Ok`, as the board's state now holds it) and the next write first retries the
+//! guard, refusing before it writes anything if the guard still fails.
 //!
 //! At boot ([`Store::load`]) a record whose MAC or seal fails is [`StoreError::Corrupted`], and
 //! an image whose newest record is older than the guard's floor is [`StoreError::RolledBack`]:
@@ -68,7 +78,7 @@ use sequential_storage::map::{MapConfig, MapStorage};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::resets::Resets;
+use super::resets::{self, FORGET_TABLE_FIELDS, Resets};
 use super::seal::{MAC_LEN, SEAL_OVERHEAD, SealKeys};
 use super::wear::Counted;
 use super::{Record, RollbackGuard, Store, StoreError, StoredKey, WearCounters};
@@ -117,11 +127,21 @@ const TAG_NAME: u8 = 2;
 const TAG_CEILING: u8 = 3;
 const TAG_FORGET: u8 = 4;
 const TAG_LOWER: u8 = 5;
+const TAG_FORGET_TABLE: u8 = 6;
 
 /// Largest sealed key plaintext (postcard of [`StoredKey`]).
 const KEY_PLAINTEXT: usize = 160;
+/// Longest fields of a MAC'd record: the forget table.
+const MAX_FIELDS: usize = FORGET_TABLE_FIELDS;
 /// Data buffer for the map: key + the largest value, word-aligned with room to spare.
-const BUF: usize = 2 + 4 + SEAL_OVERHEAD + KEY_PLAINTEXT + 16;
+const BUF: usize = max(
+    2 + 4 + SEAL_OVERHEAD + KEY_PLAINTEXT + 16,
+    2 + 4 + MAX_FIELDS + MAC_LEN + 16,
+);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
 
 const fn map_key(tag: u8, index: u8) -> u16 {
     u16::from_be_bytes([tag, index])
@@ -130,8 +150,13 @@ const fn map_key(tag: u8, index: u8) -> u16 {
 struct MarkSlot {
     id: MarkId,
     index: u8,
-    /// Stored ceiling; `None` when the name was written but no ceiling yet.
+    /// Stored ceiling; `None` when the name was written but no ceiling yet (nothing was
+    /// signed under this slot: it may be reclaimed). After a failed forget or lowering,
+    /// `Some((0, 0))`: the ceiling on flash is unknown, so the next position needs a write.
     ceiling: Option<(u32, u32)>,
+    /// The name record is known to be on flash and not voided; `false` after a failed name
+    /// write or a failed forget of this slot: the name is written again before a ceiling.
+    named: bool,
     /// Highest level made durable through [`Store::persist_mark`] since boot (RAM only).
     signed: Option<u32>,
 }
@@ -146,6 +171,11 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard> {
     seq: u32,
     marks: heapless::Vec<MarkSlot, MAX_MARKS>,
     wear: WearCounters,
+    /// Per mark index, the record number before which its records are void (forgets and the
+    /// forget table, as loaded and written since): what the next forget table carries on.
+    forgotten: [u32; MAX_MARKS],
+    /// A durable record the rollback guard failed to advance to: retried before writing.
+    guard_behind: Option<u32>,
     /// The write budget's note ([`Store::budget_note`]): written into every ceiling record,
     /// and after a load the newest ceiling record's (`None`: no ceiling record at all).
     note: Option<u16>,
@@ -187,7 +217,7 @@ fn kind_of(byte: u8) -> Option<MarkKind> {
 }
 
 fn mac_fields(seal: &SealKeys, key: u16, seq: u32, fields: &[u8]) -> [u8; MAC_LEN] {
-    let mut input = [0u8; 2 + 4 + 32];
+    let mut input = [0u8; 2 + 4 + MAX_FIELDS];
     let len = 6 + fields.len();
     input[..2].copy_from_slice(&key.to_le_bytes());
     input[2..6].copy_from_slice(&seq.to_le_bytes());
@@ -204,7 +234,7 @@ fn verified<'v>(seal: &SealKeys, key: u16, value: &'v [u8]) -> Result<&'v [u8], 
         .checked_sub(MAC_LEN)
         .ok_or(StoreError::Corrupted)?;
     let (fields, mac) = body.split_at(split);
-    if fields.len() > 32 {
+    if fields.len() > MAX_FIELDS {
         return Err(StoreError::Corrupted);
     }
     let expected = mac_fields(seal, key, seq, fields);
@@ -234,6 +264,8 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
             seq: 0,
             marks: heapless::Vec::new(),
             wear: WearCounters::default(),
+            forgotten: [0; MAX_MARKS],
+            guard_behind: None,
             note: None,
             buf: [0; BUF],
         })
@@ -268,6 +300,11 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
     /// Write record `seq` (from [`Self::next_seq`]; `body` is the value without its leading
     /// `seq`), then advance the guard.
     fn write(&mut self, key: u16, seq: u32, body: &[u8]) -> Result<(), StoreError> {
+        if let Some(durable) = self.guard_behind {
+            // Nothing is written while the guard lags behind a durable record.
+            self.guard.advance(durable)?;
+            self.guard_behind = None;
+        }
         let mut value = [0u8; BUF];
         let len = 4 + body.len();
         let slot = value.get_mut(..len).ok_or(StoreError::Full)?;
@@ -281,22 +318,72 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         self.sync_wear();
         result.map_err(flash_error)?;
         self.wear.records = self.wear.records.saturating_add(1);
-        self.guard.advance(seq)
+        // The record is durable: it holds whatever the guard does. A guard behind the flash
+        // is accepted (as after a power cut between the two); the next write retries it.
+        self.guard_behind = self.guard.advance(seq).is_err().then_some(seq);
+        Ok(())
     }
 
     /// Write a MAC'd record: `fields ‖ MAC(key, seq, fields)`.
     fn write_authenticated(&mut self, key: u16, fields: &[u8]) -> Result<(), StoreError> {
         let seq = self.next_seq()?;
+        self.write_authenticated_as(key, seq, fields)
+    }
+
+    /// [`Self::write_authenticated`] as record `seq` (from [`Self::next_seq`]).
+    fn write_authenticated_as(
+        &mut self,
+        key: u16,
+        seq: u32,
+        fields: &[u8],
+    ) -> Result<(), StoreError> {
         let mac = mac_fields(&self.seal, key, seq, fields);
-        let mut body = [0u8; 32 + MAC_LEN];
+        let mut body = [0u8; MAX_FIELDS + MAC_LEN];
         let len = fields.len() + MAC_LEN;
         body[..fields.len()].copy_from_slice(fields);
         body[fields.len()..len].copy_from_slice(&mac);
         self.write(key, seq, &body[..len])
     }
 
+    /// Forget the slots at these mark indices with **one** forget-table record, all or none:
+    /// every record of theirs older than it is void. The table carries every earlier forget
+    /// on, so the page reclaim that drops an older table loses nothing (`store::resets`).
+    fn forget_indices(&mut self, doomed: &[u8]) -> Result<(), StoreError> {
+        let seq = self.next_seq()?;
+        let mut table = self.forgotten;
+        for &index in doomed {
+            *table
+                .get_mut(usize::from(index))
+                .ok_or(StoreError::Corrupted)? = seq;
+        }
+        let fields = resets::table_fields(&table);
+        let written = self.write_authenticated_as(map_key(TAG_FORGET_TABLE, 0), seq, &fields);
+        if written.is_err() {
+            // The table may be on flash all the same. The slots stay (nothing was forgotten
+            // as far as the board knows), but their names may be void and their ceilings with
+            // them: the name is written again, and no position counts as durable, before the
+            // next ceiling. `forgotten` stays: a later table must not void them on a guess.
+            for m in self.marks.iter_mut().filter(|m| doomed.contains(&m.index)) {
+                m.named = false;
+                if m.ceiling.is_some() {
+                    m.ceiling = Some((0, 0));
+                }
+            }
+            return written;
+        }
+        self.forgotten = table;
+        self.marks.retain(|m| !doomed.contains(&m.index));
+        Ok(())
+    }
+
     /// Write the ceiling of mark slot `i` and remember it.
     fn write_ceiling(&mut self, i: usize, target: (u32, u32)) -> Result<(), StoreError> {
+        if !self.marks[i].named {
+            // A name is always on flash, and not voided, before a ceiling of its index.
+            let (index, id) = (self.marks[i].index, self.marks[i].id);
+            self.write_authenticated(map_key(TAG_NAME, index), &name_fields(&id))?;
+            self.marks[i].named = true;
+        }
         // level ‖ round ‖ the budget note (u16; two zero bytes before the note existed): with
         // the 2-byte map key, 4-byte `seq` and 8-byte MAC the item is 24 bytes, whole words, so
         // it is programmed in one write after its header (22 bytes took a third write for the
@@ -344,12 +431,17 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                 let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
                 let Some((key, value)) = item else { break };
                 let [tag, index] = key.to_be_bytes();
-                if tag != TAG_FORGET && tag != TAG_LOWER {
+                if tag != TAG_FORGET && tag != TAG_LOWER && tag != TAG_FORGET_TABLE {
                     continue;
                 }
                 let seq = seq_of(value)?;
                 let fields = verified(&self.seal, key, value)?;
-                if tag == TAG_FORGET {
+                if tag == TAG_FORGET_TABLE {
+                    if index != 0 {
+                        return Err(StoreError::Corrupted);
+                    }
+                    resets.forget_table(seq, fields)?;
+                } else if tag == TAG_FORGET {
                     if fields != [0, 0] {
                         return Err(StoreError::Corrupted);
                     }
@@ -392,7 +484,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                     TAG_NAME if resets.voids_name(index, seq) => {}
                     TAG_CEILING if resets.voids_ceiling(index, seq) => {}
                     // Checked in the first pass.
-                    TAG_FORGET | TAG_LOWER => {}
+                    TAG_FORGET | TAG_LOWER | TAG_FORGET_TABLE => {}
                     TAG_NAME => {
                         let fields = verified(&self.seal, key, copy)?;
                         let id = name_of(fields).ok_or(StoreError::Corrupted)?;
@@ -408,6 +500,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                                     id,
                                     index,
                                     ceiling: None,
+                                    named: true,
                                     signed: None,
                                 })
                                 .map_err(|_| StoreError::Corrupted)?,
@@ -452,6 +545,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         }
         buf.zeroize();
         self.marks = names;
+        self.forgotten = resets.forgotten();
         self.seq = max_seq;
         self.note = newest_note.map(|(_, note)| note);
         Ok(keys)
@@ -572,19 +666,30 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
             Some(i) => i,
             None => {
                 if self.marks.is_full() {
-                    return Err(StoreError::Full);
+                    // A slot with a name and no position (a power cut between a name and its
+                    // first ceiling, or a ceiling write that failed): nothing was ever signed
+                    // under it, so it is voided and its room taken, rather than left to fill
+                    // the table for good.
+                    let orphan = self
+                        .marks
+                        .iter()
+                        .find(|m| m.ceiling.is_none())
+                        .map(|m| m.index)
+                        .ok_or(StoreError::Full)?;
+                    self.forget_indices(&[orphan])?;
                 }
-                // The lowest index no mark holds: a forgotten mark's index is reused, since its
+                // The lowest index no slot holds: a forgotten mark's index is reused, since its
                 // forget record voids everything older under it.
                 let index = (0..=u8::MAX)
                     .find(|i| self.marks.iter().all(|m| m.index != *i))
                     .ok_or(StoreError::Full)?;
-                self.write_authenticated(map_key(TAG_NAME, index), &name_fields(id))?;
+                // Held from now on, even if its name write fails: the name may be on flash.
                 self.marks
                     .push(MarkSlot {
                         id: *id,
                         index,
                         ceiling: None,
+                        named: false,
                         signed: None,
                     })
                     .map_err(|_| StoreError::Full)?;
@@ -600,9 +705,17 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
     fn persist_cost(&self, id: &MarkId, level: u32, round: u32) -> u32 {
         match self.marks.iter().find(|m| m.id == *id) {
             Some(m) if m.ceiling.is_some_and(|c| (level, round) <= c) => 0,
-            Some(_) => 1,
-            // Name, then ceiling; a full table writes nothing (`Full`).
-            None if self.marks.is_full() => 0,
+            // The ceiling, after the name when it must be written again.
+            Some(m) => 1 + u32::from(!m.named),
+            // Name, then ceiling; a full table first voids a slot with no position (one more
+            // record), and writes nothing without one (`Full`).
+            None if self.marks.is_full() => {
+                if self.marks.iter().any(|m| m.ceiling.is_none()) {
+                    3
+                } else {
+                    0
+                }
+            }
             None => 2,
         }
     }
@@ -645,13 +758,15 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
         Ok(true)
     }
 
-    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
-        let Some(i) = self.marks.iter().position(|m| m.id == *id) else {
+    fn forget_marks(&mut self, ids: &[MarkId]) -> Result<(), StoreError> {
+        let mut doomed: heapless::Vec<u8, MAX_MARKS> = heapless::Vec::new();
+        for m in self.marks.iter().filter(|m| ids.contains(&m.id)) {
+            doomed.push(m.index).map_err(|_| StoreError::Full)?;
+        }
+        if doomed.is_empty() {
             return Ok(());
-        };
-        self.write_authenticated(map_key(TAG_FORGET, self.marks[i].index), &[0, 0])?;
-        self.marks.swap_remove(i);
-        Ok(())
+        }
+        self.forget_indices(&doomed)
     }
 
     fn lower_mark(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
@@ -663,7 +778,13 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
         let mut fields = [0u8; CEILING_FIELDS];
         fields[..4].copy_from_slice(&level.to_le_bytes());
         fields[4..8].copy_from_slice(&round.to_le_bytes());
-        self.write_authenticated(map_key(TAG_LOWER, self.marks[i].index), &fields)?;
+        let written = self.write_authenticated(map_key(TAG_LOWER, self.marks[i].index), &fields);
+        if written.is_err() {
+            // The lowering may be on flash all the same: the ceiling there is unknown, so no
+            // position counts as durable until a new ceiling is written.
+            self.marks[i].ceiling = Some((0, 0));
+        }
+        written?;
         let slot = &mut self.marks[i];
         slot.ceiling = Some((level, round));
         slot.signed = None;
@@ -697,6 +818,7 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
             self.sync_wear();
             result.map_err(flash_error)?;
             self.marks.clear();
+            self.forgotten = [0; MAX_MARKS];
             self.seq = self.seq.max(floor);
         } else {
             self.scan()?;

@@ -65,9 +65,9 @@ impl Store for BoardStore {
         }
     }
 
-    fn forget_mark(&mut self, id: &MarkId) -> Result<(), StoreError> {
+    fn forget_marks(&mut self, ids: &[MarkId]) -> Result<(), StoreError> {
         match self {
-            BoardStore::Flash(s) => s.forget_mark(id),
+            BoardStore::Flash(s) => s.forget_marks(ids),
             BoardStore::Missing => Err(StoreError::Io),
         }
     }
