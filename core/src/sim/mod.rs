@@ -1,6 +1,7 @@
 //! Host glue for the virtual board (feature `std`): the same [`Board`] the firmware runs, on a
 //! file-backed simulated NOR flash ([`flash`]), with a file as its anti-rollback counter
-//! ([`guard`]), OS entropy and no button.
+//! ([`guard`]), OS entropy, the host's monotonic clock for the flash write budget
+//! ([`crate::store::budget`]) and no button.
 //!
 //! State directory:
 //!
@@ -18,11 +19,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::board::{Board, BoardInfo, NoButton};
 use crate::keys::{Entropy, KeyError};
 use crate::protocol::{FrameError, Mode};
-use crate::store::{BoardKey, NorStore, NorStoreConfig};
+use crate::store::{BoardKey, Budgeted, Clock, NorStore, NorStoreConfig, WriteBudget};
 
 pub mod flash;
 pub mod guard;
@@ -33,8 +35,25 @@ pub use guard::FileGuard;
 /// Pages of flash the virtual board uses (256 KiB, as on the RP2350 image).
 pub const VIRTUAL_PAGES: usize = 64;
 
-/// The virtual board's store.
-pub type VirtualStore = NorStore<SimFlash, FileGuard>;
+/// The virtual board's store: the flash store under the write budget.
+pub type VirtualStore = Budgeted<NorStore<SimFlash, FileGuard>, HostClock>;
+
+/// The host's monotonic clock ([`Instant`]), counted from when the board opened.
+#[derive(Clone, Copy, Debug)]
+pub struct HostClock(Instant);
+
+impl HostClock {
+    /// A clock whose zero is now.
+    pub fn start() -> Self {
+        HostClock(Instant::now())
+    }
+}
+
+impl Clock for HostClock {
+    fn now_ms(&mut self) -> u64 {
+        u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
 
 /// Entropy from the operating system.
 #[derive(Clone, Copy, Debug, Default)]
@@ -67,7 +86,8 @@ impl VirtualBoard {
         Self::open_with(dir, mode, NorStoreConfig::DEFAULT_CEILING_AHEAD)
     }
 
-    /// As [`VirtualBoard::open`], reserving `ceiling_ahead` levels ahead (0: exact marks).
+    /// As [`VirtualBoard::open`], reserving `ceiling_ahead` levels ahead (0: exact marks). Mark
+    /// writes are bounded by [`WriteBudget::DEFAULT`] in operational mode.
     pub fn open_with(dir: &Path, mode: Mode, ceiling_ahead: u32) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let lock = File::create(dir.join("board.lock"))?;
@@ -90,6 +110,7 @@ impl VirtualBoard {
         };
         let store = NorStore::new(flash, config, &key, guard)
             .map_err(|e| io::Error::other(std::format!("flash store: {e}")))?;
+        let store = Budgeted::new(store, HostClock::start(), WriteBudget::DEFAULT);
         let board = Board::open(store, OsEntropy, NoButton, mode, VIRTUAL_INFO);
         Ok(VirtualBoard {
             board,

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod board;
+pub mod budget;
 pub mod hsm;
 pub mod power;
 

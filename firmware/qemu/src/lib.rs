@@ -9,7 +9,7 @@
 //!                                          │ frames
 //!                                   Board::handle_frame ──► response frame ──► UART0
 //!                                          │
-//!        NorStore<HostFlash, FileGuard>, HostEntropy, FileButton
+//!        Budgeted<NorStore<HostFlash, FileGuard>, SysTickClock>, HostEntropy, FileButton
 //!                                          │ semihosting (bkpt 0xAB)
 //!        state directory: flash.bin, rollback-counter, board.key, button, /dev/urandom
 //! ```
@@ -20,6 +20,7 @@
 
 #![no_std]
 
+pub mod clock;
 pub mod flash;
 pub mod semihost;
 pub mod state;
@@ -34,14 +35,18 @@ use pawl_core::board::{Board, BoardInfo};
 use pawl_core::protocol::{
     Fed, FrameAccumulator, FrameError, MAX_FRAME, Mode, Refusal, Response, encode_frame,
 };
-use pawl_core::store::{NorStore, NorStoreConfig};
+use pawl_core::store::{Budgeted, NorStore, NorStoreConfig, WriteBudget};
 
+use crate::clock::SysTickClock;
 use crate::flash::HostFlash;
 use crate::state::{FileButton, FileGuard, HostEntropy};
 use crate::uart::Uart;
 
 /// The board this firmware runs.
-pub type QemuBoard = Board<NorStore<HostFlash, FileGuard>, HostEntropy, FileButton>;
+pub type QemuBoard = Board<QemuStore, HostEntropy, FileButton>;
+
+/// The board's store: the flash store under the write budget, timed by SysTick.
+pub type QemuStore = Budgeted<NorStore<HostFlash, FileGuard>, SysTickClock>;
 
 /// What the board reports about itself.
 pub const INFO: BoardInfo = BoardInfo {
@@ -125,6 +130,7 @@ pub fn open_board() -> (QemuBoard, Setup) {
     let store = NorStore::new(flash, config, &key, guard)
         .unwrap_or_else(|_| fail("flash region is not whole pages"));
     drop(key);
+    let store = Budgeted::new(store, SysTickClock::new(), WriteBudget::DEFAULT);
     let board = Board::open(
         store,
         entropy,
@@ -182,7 +188,8 @@ pub fn serve(board: &mut QemuBoard, uart: &mut Uart, syst: &mut cortex_m::periph
         }
         if partial_since.is_none() {
             // Nothing half-received: while no byte waits, raise watermark reservations ahead
-            // of the signatures that would otherwise wait for flash (one write per call).
+            // of the signatures that would otherwise wait for flash (one write per call). In
+            // operational mode each call also reads the clock (write budget): at every wake-up.
             while !uart.has_byte() && matches!(board.idle(), Ok(true)) {}
         }
         uart.wait();

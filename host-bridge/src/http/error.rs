@@ -1,10 +1,11 @@
 //! One error type for every HTTP answer that is not a success, in Octez's error shape:
 //! `[{"kind":"temporary","id":"failure","msg":"…"}]`.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pawl_core::keys::KeyError;
 use pawl_core::protocol::{FrameError, Refusal};
+use pawl_core::store::StoreError;
 use pawl_core::watermark::WatermarkError;
 
 use crate::auth::AuthError;
@@ -20,6 +21,8 @@ pub struct ApiError {
     pub msg: String,
     /// Short outcome label for logs and metrics.
     pub outcome: &'static str,
+    /// Seconds for a `Retry-After` header (a transient refusal that names when to retry).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -29,6 +32,7 @@ impl ApiError {
             status,
             msg: msg.into(),
             outcome,
+            retry_after: None,
         }
     }
 
@@ -45,7 +49,9 @@ impl ApiError {
     /// A board refusal, with its status.
     pub fn refused(refusal: &Refusal) -> Self {
         let (status, outcome) = refusal_status(refusal);
-        ApiError::new(status, outcome, refusal.to_string())
+        let mut error = ApiError::new(status, outcome, refusal.to_string());
+        error.retry_after = retry_after(refusal);
+        error
     }
 }
 
@@ -86,6 +92,10 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
             (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
         }
         Refusal::Frame(_) | Refusal::NoPendingSign => (StatusCode::BAD_GATEWAY, "link_error"),
+        // The board's flash write budget is spent: transient, nothing written; `Retry-After`.
+        Refusal::Store(StoreError::WriteBudget { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "write_budget")
+        }
         Refusal::Store(_) | Refusal::ProtocolMismatch { .. } => {
             (StatusCode::SERVICE_UNAVAILABLE, "board_unavailable")
         }
@@ -101,6 +111,16 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::NotBelowMark { .. } => (StatusCode::CONFLICT, "refused_watermark"),
         // A jump far above the mark, not confirmed on the board.
         Refusal::TooFarAhead { .. } => (StatusCode::FORBIDDEN, "not_confirmed"),
+    }
+}
+
+/// Whole seconds after which a transient refusal may succeed (rounded up, at least 1).
+fn retry_after(refusal: &Refusal) -> Option<u32> {
+    match refusal {
+        Refusal::Store(StoreError::WriteBudget { retry_ms }) => {
+            Some(retry_ms.div_ceil(1000).max(1))
+        }
+        _ => None,
     }
 }
 
@@ -134,6 +154,12 @@ impl From<AuthError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!([{"kind": "temporary", "id": "failure", "msg": self.msg}]);
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
