@@ -7,7 +7,9 @@
 //! 2. no exported mark is ever lowered or dropped;
 //! 3. keys, policies and marks change only by signing (in operational mode), or by the
 //!    provisioning request that answered `KeyInfo`/`Done`; a mark moves only to the position
-//!    of the request that moved it;
+//!    of the request that moved it; across a power cut, only the one write the cut interrupted
+//!    (unanswered on a real board) may have landed, whole: one key added or rewritten as
+//!    asked, all of a forget's marks or none (`docs/design.md` §8);
 //! 4. the board never panics and answers every frame with one decodable frame;
 //! 5. every released signature verifies under the key's public key with a second library.
 //!
