@@ -443,14 +443,17 @@ fn stored_key_records_from_before_host_keys_still_load() {
         hsm: None,
         pop_operational: Some(false),
         jump_limit: None,
+        duty: None,
     };
     let bytes = postcard::to_slice(&host, &mut buf)
         .expect("encode")
         .to_vec();
     assert_eq!(StoredKey::decode(&bytes).expect("decode"), host);
-    // Without its last byte (the `None` of the jump limit), a record from before the jump
-    // guard: the same key.
-    let bytes = bytes[..bytes.len() - 1].to_vec();
+    // Without its last byte (the `None` of the duty), a record from before duties; without
+    // two (and the `None` of the jump limit), one from before the jump guard: the same key.
+    let before_duties = bytes[..bytes.len() - 1].to_vec();
+    assert_eq!(StoredKey::decode(&before_duties).expect("decode"), host);
+    let bytes = bytes[..bytes.len() - 2].to_vec();
     assert_eq!(StoredKey::decode(&bytes).expect("decode"), host);
     // Without the last two bytes (the `Some(false)` of the proof-of-possession permission)
     // this is a record as YubiHSM2 support wrote it; without a third (the `hsm: None`), one as

@@ -155,11 +155,14 @@ fn the_limit_is_set_per_key_and_stored() {
     let key: StoredKey = found.expect("key");
     assert_eq!(key.jump_limit, Some(10));
     let mut buf = [0u8; 256];
+    // A record from before the guard: it ends where `jump_limit` (and `duty`, appended
+    // later) would begin — two `None`s, one byte each.
     let old = StoredKey {
         jump_limit: None,
+        duty: None,
         ..key
     };
     let bytes = postcard::to_slice(&old, &mut buf).expect("encode").to_vec();
-    let decoded = StoredKey::decode(&bytes[..bytes.len() - 1]).expect("old record");
+    let decoded = StoredKey::decode(&bytes[..bytes.len() - 2]).expect("old record");
     assert_eq!(decoded.jump_limit, None);
 }

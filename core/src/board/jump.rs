@@ -57,9 +57,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         self.provisioning()?;
         self.healthy()?;
         let index = self.index(pkh)?;
-        let slot = &self.keys[index];
-        let (policy, pop) = (slot.policy.clone(), slot.pop_operational);
-        self.rewrite_slot(index, policy, pop, levels)?;
+        self.rewrite_slot(index, |slot| slot.jump_limit = levels)?;
         Ok(Response::Done)
     }
 }

@@ -3,7 +3,7 @@
 use super::host_held;
 use crate::keys::{Curve, KeyError, KeyPair, PublicKey, PublicKeyHash, SecretBytes, TezosSigner};
 use crate::policy::Policy;
-use crate::protocol::{Backend, KeyInfo};
+use crate::protocol::{Backend, Duty, KeyInfo};
 use crate::store::{HsmLink, StoredKey};
 use crate::yubihsm::AuthKey;
 
@@ -55,12 +55,13 @@ impl Material {
 
     /// What the store keeps: the sealed secret, the public key of a host-held key, or a
     /// YubiHSM2 key's public key and place with the authentication key sealed as its secret;
-    /// with the policy, the proof-of-possession permission and the jump limit.
+    /// with the policy, the proof-of-possession permission, the jump limit and the duty.
     pub(super) fn stored(
         &self,
         policy: &Policy,
         pop_operational: bool,
         jump_limit: Option<u32>,
+        duty: Duty,
     ) -> StoredKey {
         let mut stored = match self {
             Material::OnBoard(pair) => StoredKey {
@@ -71,6 +72,7 @@ impl Material {
                 hsm: None,
                 pop_operational: None,
                 jump_limit: None,
+                duty: None,
             },
             Material::HostHeld { public, .. } => StoredKey {
                 curve: public.curve(),
@@ -80,6 +82,7 @@ impl Material {
                 hsm: None,
                 pop_operational: None,
                 jump_limit: None,
+                duty: None,
             },
             Material::YubiHsm {
                 public,
@@ -97,10 +100,12 @@ impl Material {
                 }),
                 pop_operational: None,
                 jump_limit: None,
+                duty: None,
             },
         };
         stored.pop_operational = Some(pop_operational);
         stored.jump_limit = jump_limit;
+        stored.duty = Some(duty);
         stored
     }
 
@@ -126,15 +131,42 @@ pub(super) struct KeySlot {
     pub(super) pop_operational: bool,
     /// The jump guard's limit as set for this key; `None` is the default (`super::jump`).
     pub(super) jump_limit: Option<u32>,
+    /// Role, standby and signing window on this board (`super::duty`).
+    pub(super) duty: Duty,
+}
+
+/// What an operator may change about a key without touching its material.
+pub(super) struct Settings {
+    pub(super) policy: Policy,
+    pub(super) pop_operational: bool,
+    pub(super) jump_limit: Option<u32>,
+    pub(super) duty: Duty,
 }
 
 impl KeySlot {
+    pub(super) fn settings(&self) -> Settings {
+        Settings {
+            policy: self.policy.clone(),
+            pop_operational: self.pop_operational,
+            jump_limit: self.jump_limit,
+            duty: self.duty,
+        }
+    }
+
+    pub(super) fn apply(&mut self, s: Settings) {
+        self.policy = s.policy;
+        self.pop_operational = s.pop_operational;
+        self.jump_limit = s.jump_limit;
+        self.duty = s.duty;
+    }
+
     pub(super) fn info(&self) -> KeyInfo {
         KeyInfo {
             pkh: *self.material.pkh(),
             public_key: *self.material.public_key(),
             backend: self.material.backend(),
             policy: self.policy.clone(),
+            duty: self.duty,
         }
     }
 }

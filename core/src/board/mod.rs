@@ -26,6 +26,7 @@
 //! watermark table is decided in [`room`]; how an operator forgets or lowers marks without
 //! erasing keys, in [`undo`].
 
+mod duty;
 mod host_held;
 mod jump;
 mod material;
@@ -38,14 +39,14 @@ mod yubihsm;
 pub use jump::DEFAULT_JUMP_LIMIT;
 pub use room::{ANY_CHAIN_QUOTA, KEY_MINIMUM, quota};
 
-use material::{KeySlot, Material};
+use material::{KeySlot, Material, Settings};
 
 use crate::digest::blake2b_256;
 use crate::keys::{Curve, Entropy, KeyPair, PublicKeyHash, SigningVersion, TezosSigner};
 use crate::policy::Policy;
 use crate::protocol::{
-    Backend, FrameError, MAX_KEYS, MAX_SEALED, MAX_SIGN_PAYLOAD, Mode, PROTOCOL_VERSION, Refusal,
-    Request, Response, Status, StoreHealth, WATERMARK_PAGE, WatermarkEntry, decode_frame,
+    Backend, Duty, FrameError, MAX_KEYS, MAX_SEALED, MAX_SIGN_PAYLOAD, Mode, PROTOCOL_VERSION,
+    Refusal, Request, Response, Status, StoreHealth, WATERMARK_PAGE, WatermarkEntry, decode_frame,
     encode_frame,
 };
 use crate::request::{self, RequestKind};
@@ -168,6 +169,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     policy: key.policy.clone(),
                     pop_operational: key.pop_operational.unwrap_or(false),
                     jump_limit: key.jump_limit,
+                    duty: key.duty.unwrap_or_default(),
                 })
                 .map_err(|_| StoreError::Corrupted)
             }
@@ -277,6 +279,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     other => Ok(other),
                 }
             }
+            Request::SetDuty { pkh, duty } => self.set_duty(&pkh, duty),
+            Request::ImportKeyWithDuty {
+                curve,
+                secret,
+                policy,
+                duty,
+            } => self.import_with_duty(curve, &secret, policy, duty),
             Request::ImportKey {
                 curve,
                 secret,
@@ -289,10 +298,8 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             Request::SetPolicy { pkh, policy } => {
                 self.provisioning()?;
                 let index = self.index(&pkh)?;
-                let slot = &self.keys[index];
-                let (pop, jump) = (slot.pop_operational, slot.jump_limit);
                 // Nothing approved or started under the old policy is released under the new.
-                self.rewrite_slot(index, policy, pop, jump)?;
+                self.rewrite_slot(index, |slot| slot.policy = policy)?;
                 Ok(Response::KeyInfo(self.keys[index].info()))
             }
             Request::ImportWatermark {
@@ -402,7 +409,17 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     }
 
     fn add_key(&mut self, material: Material, policy: Policy) -> Result<Response, Refusal> {
+        self.add_key_with(material, policy, Duty::default())
+    }
+
+    fn add_key_with(
+        &mut self,
+        material: Material,
+        policy: Policy,
+        duty: Duty,
+    ) -> Result<Response, Refusal> {
         self.healthy()?;
+        duty.validate(material.curve())?;
         let pkh = *material.pkh();
         if self.index(&pkh).is_ok() {
             return Err(Refusal::KeyExists { pkh });
@@ -415,13 +432,14 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         }
         let slot_no = u8::try_from(self.keys.len()).map_err(|_| full)?;
         // A new key may prove possession in operational mode only once allowed to.
-        let stored = material.stored(&policy, false, None);
+        let stored = material.stored(&policy, false, None, duty);
         self.store.persist_key(slot_no, &stored)?;
         let slot = KeySlot {
             material,
             policy,
             pop_operational: false,
             jump_limit: None,
+            duty,
         };
         let info = slot.info();
         self.keys.push(slot).map_err(|_| full)?;
@@ -429,27 +447,27 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         Ok(Response::KeyInfo(info))
     }
 
-    /// Store key slot `index` again with these settings (its material unchanged), then hold
-    /// them in RAM and forget pending work: the one path for `SetPolicy`, `AllowPossession`
-    /// and `SetJumpLimit`. A store refusal changes nothing.
+    /// Store key slot `index` again with its settings changed by `change` (its material
+    /// unchanged), then hold them in RAM and forget pending work: the one path for
+    /// `SetPolicy`, `AllowPossession`, `SetJumpLimit` and `SetDuty`. A store refusal changes
+    /// nothing.
     fn rewrite_slot(
         &mut self,
         index: usize,
-        policy: Policy,
-        pop_operational: bool,
-        jump_limit: Option<u32>,
+        change: impl FnOnce(&mut Settings),
     ) -> Result<(), Refusal> {
         let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
             capacity: capacity_u16(MAX_KEYS),
         })?;
-        let stored = self.keys[index]
-            .material
-            .stored(&policy, pop_operational, jump_limit);
+        let slot = &self.keys[index];
+        let mut new = slot.settings();
+        change(&mut new);
+        new.duty.validate(slot.material.curve())?;
+        let stored =
+            slot.material
+                .stored(&new.policy, new.pop_operational, new.jump_limit, new.duty);
         self.store.persist_key(slot_no, &stored)?;
-        let slot = &mut self.keys[index];
-        slot.policy = policy;
-        slot.pop_operational = pop_operational;
-        slot.jump_limit = jump_limit;
+        self.keys[index].apply(new);
         self.forget_pending();
         Ok(())
     }
@@ -472,6 +490,8 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         let slot = &self.keys[index];
         let is_bls = slot.material.curve() == Curve::Bls12_381;
         slot.policy.check(&parsed, is_bls)?;
+        slot.duty
+            .check(parsed.kind, parsed.consensus.as_ref().map(|c| c.level))?;
         // Checked here, not only in `try_sign`, so a bad version is refused before the
         // watermark moves.
         version.check()?;

@@ -60,8 +60,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         if !matches!(&slot.material, Material::OnBoard(p) if p.curve() == Curve::Bls12_381) {
             return Err(Refusal::Key(KeyError::PossessionNeedsBls));
         }
-        let (policy, jump) = (slot.policy.clone(), slot.jump_limit);
-        self.rewrite_slot(index, policy, operational, jump)?;
+        self.rewrite_slot(index, |slot| slot.pop_operational = operational)?;
         Ok(Response::Done)
     }
 }

@@ -46,9 +46,11 @@
 //!   reads the public key through its session) or, unchecked, [`Request::RegisterHsmKey`];
 //!   a failed exchange is [`Refusal::Hsm`]. The rules are in the board's `yubihsm` module.
 
+mod duty;
 mod frame;
 mod refusal;
 
+pub use duty::{Duty, OffDuty, Role};
 pub use frame::{Fed, FrameAccumulator, FrameError, decode_frame, encode_frame};
 pub use refusal::Refusal;
 
@@ -322,6 +324,27 @@ pub enum Request<'a> {
         /// The 32-byte X25519 public key inside the operator's `age1…` recipient.
         recipient: [u8; 32],
     },
+    /// Provisioning: set key `pkh`'s [`Duty`] — role, standby, the levels it signs consensus
+    /// requests in (retire, activate). Stored with the key: [`Response::KeyInfo`].
+    SetDuty {
+        /// Which key.
+        pkh: PublicKeyHash,
+        /// The whole new duty.
+        duty: Duty,
+    },
+    /// Provisioning: [`Request::ImportKey`] with a [`Duty`] from the first moment — a key
+    /// imported on standby (the new board of a hand-off) never signs before it is activated.
+    /// [`Response::KeyInfo`].
+    ImportKeyWithDuty {
+        /// Curve.
+        curve: Curve,
+        /// Secret in the Tezos encoding of the curve.
+        secret: SecretBytes,
+        /// Policy.
+        policy: Policy,
+        /// Duty.
+        duty: Duty,
+    },
 }
 
 /// One key as the board lists it.
@@ -335,6 +358,8 @@ pub struct KeyInfo {
     pub backend: Backend,
     /// Policy.
     pub policy: Policy,
+    /// Role, standby, and the levels this board signs the key's consensus requests in.
+    pub duty: Duty,
 }
 
 /// Board health and counters.

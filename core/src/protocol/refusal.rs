@@ -98,6 +98,10 @@ pub enum Refusal {
         /// The key's jump limit, in levels.
         limit: u32,
     },
+    /// The key's duty on this board refuses it: standby, a companion key asked for something
+    /// other than an attestation, or a level outside the window this board signs
+    /// ([`Request::SetDuty`](super::Request::SetDuty)).
+    OffDuty(super::OffDuty),
 }
 
 impl fmt::Display for Refusal {
@@ -153,6 +157,7 @@ impl fmt::Display for Refusal {
                 f,
                 "{kind} level {level} is more than {limit} levels (the key's jump limit) above high watermark {mark_level}: not confirmed on the device"
             ),
+            Refusal::OffDuty(e) => write!(f, "{e}"),
         }
     }
 }
@@ -175,6 +180,11 @@ impl From<WatermarkError> for Refusal {
 impl From<KeyError> for Refusal {
     fn from(e: KeyError) -> Self {
         Refusal::Key(e)
+    }
+}
+impl From<super::OffDuty> for Refusal {
+    fn from(e: super::OffDuty) -> Self {
+        Refusal::OffDuty(e)
     }
 }
 impl From<StoreError> for Refusal {

@@ -71,8 +71,9 @@ impl core::error::Error for StoreError {}
 ///
 /// Encoded with postcard in field order. `host_public` was appended for host-held keys,
 /// `hsm` after it for YubiHSM2 keys, `pop_operational` after that for the
-/// proof-of-possession permission and `jump_limit` last for the jump guard; a record written before any of them existed ends early and
-/// decodes with them `None` ([`StoredKey::decode`]). New fields are only ever appended, as
+/// proof-of-possession permission, `jump_limit` for the jump guard and `duty` last for the
+/// key's lifecycle; a record written before any of them existed ends early and decodes with
+/// them `None` ([`StoredKey::decode`]). New fields are only ever appended, as
 /// `Option`s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
@@ -95,6 +96,9 @@ pub struct StoredKey {
     /// a press of the board's button; `None` (also a record from before the guard existed) is
     /// the default, `crate::board::DEFAULT_JUMP_LIMIT`.
     pub jump_limit: Option<u32>,
+    /// The key's duty on this board (role, standby, signing window); `None` (a record from
+    /// before duties existed) is the default duty.
+    pub duty: Option<crate::protocol::Duty>,
 }
 
 /// A YubiHSM2 key's place: the authentication key the board opens sessions with, and the
@@ -109,7 +113,7 @@ pub struct HsmLink {
 
 impl StoredKey {
     /// Decode postcard bytes, accepting records written before `host_public`, `hsm`,
-    /// `pop_operational` or `jump_limit` existed.
+    /// `pop_operational`, `jump_limit` or `duty` existed.
     pub fn decode(bytes: &[u8]) -> Result<StoredKey, StoreError> {
         let ((curve, secret, policy), rest) =
             postcard::take_from_bytes::<(Curve, SecretBytes, Policy)>(bytes)
@@ -118,6 +122,7 @@ impl StoredKey {
         let (hsm, rest) = optional::<HsmLink>(rest)?;
         let (pop_operational, rest) = optional::<bool>(rest)?;
         let (jump_limit, rest) = optional::<u32>(rest)?;
+        let (duty, rest) = optional::<crate::protocol::Duty>(rest)?;
         if !rest.is_empty() {
             return Err(StoreError::Corrupted);
         }
@@ -129,6 +134,7 @@ impl StoredKey {
             hsm,
             pop_operational,
             jump_limit,
+            duty,
         })
     }
 }

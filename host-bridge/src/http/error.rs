@@ -106,6 +106,8 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::Hsm(_) => (StatusCode::BAD_GATEWAY, "hsm_error"),
         // The key's operator did not allow proofs in operational mode.
         Refusal::PossessionNotAllowed => (StatusCode::FORBIDDEN, "not_allowed"),
+        // Standby, a companion key asked for a block, or a level another board signs.
+        Refusal::OffDuty(_) => (StatusCode::FORBIDDEN, "off_duty"),
         // An operator's undo of a mark that is not there, or not above the target.
         Refusal::NoSuchMark { .. } => (StatusCode::NOT_FOUND, "no_such_mark"),
         Refusal::NotBelowMark { .. } => (StatusCode::CONFLICT, "refused_watermark"),

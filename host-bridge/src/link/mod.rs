@@ -277,6 +277,8 @@ fn reasking_is_safe(request: &Request<'_>) -> bool {
         | Request::ExportWatermarks { .. } => true,
         Request::GenerateKey { .. }
         | Request::GenerateKeyWithBackup { .. }
+        | Request::SetDuty { .. }
+        | Request::ImportKeyWithDuty { .. }
         | Request::ImportKey { .. }
         | Request::SetPolicy { .. }
         | Request::ImportWatermark { .. }
