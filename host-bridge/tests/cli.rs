@@ -400,3 +400,129 @@ fn allow_pop_lets_a_tz4_key_prove_possession_in_operational_mode() {
     assert_eq!(status, 400, "{body}");
     assert!(octez_error(&body).contains("override_pk"), "{body}");
 }
+
+/// `pawl watermark lower` and `forget` as an operator runs them, through a running `serve`'s
+/// control socket (the only path to them: no HTTP route lowers or forgets a mark). The
+/// refusals the HTTP table maps to 404 `no_such_mark` and 409 `refused_watermark` reach the
+/// operator as a failed command naming the problem, and change nothing: the mark, and the
+/// signature recorded at it, stay. (The virtual board has no button, so a lowering that
+/// passes those checks is refused `not confirmed`, also without a change.)
+#[test]
+fn watermark_lower_and_forget_refusals_name_the_problem_and_change_nothing() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut child = pawl(home.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let _serve = Serve(child);
+    let first = lines.next().expect("a line").expect("utf8");
+    let addr: std::net::SocketAddr = first
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {first}"))
+        .parse()
+        .expect("addr");
+    let mut import = pawl(home.path());
+    import.args(["keys", "import", "--chain", "NetXo5iVw1vBoxM"]);
+    let (ok, _, err) = run_with_stdin(import, &format!("{SIGNATORY_SK}\n"));
+    assert!(ok, "{err}");
+    let sign = || {
+        http(
+            addr,
+            "POST",
+            &format!("/keys/{SIGNATORY_PKH}"),
+            Some(&format!("\"{C3}\"")),
+        )
+    };
+    let (status, body) = sign();
+    assert_eq!(status, 200, "{body}");
+    let signature = field(&body, "signature");
+    let show = || {
+        let out = pawl(home.path())
+            .args(["watermark", "show", "--json"])
+            .output()
+            .expect("show");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let before = show();
+    assert!(before.contains("\"level\":34"), "{before}");
+
+    let run = |args: &[&str]| {
+        let out = pawl(home.path()).args(args).output().expect("run");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let lower = |chain: &str, kind: &str, level: &str, round: &str| {
+        run(&[
+            "watermark",
+            "lower",
+            "--chain",
+            chain,
+            "--pkh",
+            SIGNATORY_PKH,
+            "--kind",
+            kind,
+            "--level",
+            level,
+            "--round",
+            round,
+        ])
+    };
+    for (args, expected) in [
+        // 404 no_such_mark over HTTP: no mark on that chain, or of that kind.
+        (
+            ("NetXdQprcVkpaWU", "attestation", "1", "0"),
+            "the board refused: no attestation watermark for this key on chain NetXdQprcVkpaWU",
+        ),
+        (
+            ("NetXo5iVw1vBoxM", "block", "1", "0"),
+            "the board refused: no block watermark for this key on chain NetXo5iVw1vBoxM",
+        ),
+        // 409 refused_watermark over HTTP: at or above the mark is not a lowering.
+        (
+            ("NetXo5iVw1vBoxM", "attestation", "34", "4"),
+            "the board refused: lowering must go below the attestation watermark (34,4)",
+        ),
+        (
+            ("NetXo5iVw1vBoxM", "attestation", "35", "0"),
+            "the board refused: lowering must go below the attestation watermark (34,4)",
+        ),
+        // Past those checks, the button: the virtual board has none.
+        (
+            ("NetXo5iVw1vBoxM", "attestation", "30", "0"),
+            "the board refused: not confirmed on the device",
+        ),
+    ] {
+        let (ok, err) = lower(args.0, args.1, args.2, args.3);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    // Forget: an unknown key (404 unknown_key over HTTP) is refused; a key whose marks are
+    // all on chains it allows has nothing to forget.
+    let (ok, err) = run(&[
+        "watermark",
+        "forget",
+        "tz1Ke2h7sDdakHJQh8WX4Z372du1KChsksyU",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("the board refused: unknown key tz1Ke2h7sDdakHJQh8WX4Z372du1KChsksyU"),
+        "{err}"
+    );
+    let (ok, err) = run(&["watermark", "forget", SIGNATORY_PKH]);
+    assert!(ok, "{err}");
+
+    assert_eq!(show(), before, "no refusal moved the mark");
+    let (status, body) = sign();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        field(&body, "signature"),
+        signature,
+        "the recorded signature"
+    );
+}
