@@ -9,6 +9,7 @@ use pawl_core::digest::blake2b_256;
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, Signature};
 use pawl_core::protocol::{Backend, KeyInfo, Mode, Refusal, Request, Response};
 use pawl_core::request::ChainId;
+use pawl_core::store::StoreError;
 use pawl_core::watermark::{MarkId, MarkKind};
 
 use crate::driver::{Harness, Pos, Release, Sent, kind_of_magic};
@@ -25,7 +26,20 @@ impl Harness {
         *self.stats.requests.entry(name.clone()).or_default() += 1;
         if let Response::Refused(r) = &response {
             *self.stats.refusals.entry(reason(r)).or_default() += 1;
-            if matches!(r, Refusal::Store(_)) {
+            if matches!(r, Refusal::Store(StoreError::WriteBudget { .. })) {
+                // The write budget (issue 13, finding 3): transient, refused before anything
+                // was written; invariants 2-3 (after the step) check the marks did not move.
+                if self.wrote != 0 {
+                    self.fail(
+                        3,
+                        format!(
+                            "{name} was refused for the write budget after writing {} record(s)",
+                            self.wrote
+                        ),
+                    );
+                }
+                self.stats.budget_refusals += 1;
+            } else if matches!(r, Refusal::Store(_)) {
                 if self.cut_armed {
                     self.effect.power_failed = true;
                 } else if !self.refusing_after_erase {
@@ -408,6 +422,8 @@ pub struct Stats {
     pub cuts_fired: u64,
     pub erases: u64,
     pub idle_writes: u64,
+    /// Requests refused for the flash write budget (each checked to have written nothing).
+    pub budget_refusals: u64,
     pub suspicious: BTreeMap<String, (u64, String)>,
 }
 
@@ -435,13 +451,14 @@ impl Stats {
         println!("  frames by category: {:?}", self.frames);
         println!("  released: {:?}", self.released);
         println!(
-            "  reboots {} (mode switches {}), power cuts armed {} / fired {}, erases {}, idle writes {}",
+            "  reboots {} (mode switches {}), power cuts armed {} / fired {}, erases {}, idle writes {}, write-budget refusals {}",
             self.reboots,
             self.mode_switches,
             self.cuts_armed,
             self.cuts_fired,
             self.erases,
-            self.idle_writes
+            self.idle_writes,
+            self.budget_refusals
         );
         println!("  requests decoded by the board: {:?}", self.requests);
         println!("  refusals by reason:");

@@ -14,12 +14,13 @@ use pawl_core::protocol::{
 use pawl_core::request::{ChainId, RequestKind};
 use pawl_core::sim::SimFlash;
 use pawl_core::sim::flash::PAGE;
-use pawl_core::store::{BoardKey, NorStore, NorStoreConfig};
+use pawl_core::store::{BoardKey, Budgeted, NorStore, NorStoreConfig, Store, WriteBudget};
 use pawl_core::watermark::{MarkId, MarkKind};
 
 use crate::checks::{Stats, head};
 use crate::fuzz::{Rng, ServiceKey};
 use crate::support::board::{INFO, TestEntropy};
+use crate::support::budget::FakeClock;
 use crate::support::hsm::{Hsm, SIGNER_AUTH_ID, SIGNER_PASSWORD, derive};
 
 use crate::support::power::{BOARD_KEY, SharedGuard};
@@ -33,7 +34,16 @@ impl Presence for Button {
     }
 }
 
-pub type HBoard = Board<NorStore<SimFlash, SharedGuard>, TestEntropy, Button>;
+/// The board under the flash write budget, on a clock the steps move.
+pub type HBoard = Board<Budgeted<NorStore<SimFlash, SharedGuard>, FakeClock>, TestEntropy, Button>;
+
+/// A tighter write budget than the boards' (`WriteBudget::DEFAULT`), so that the storm of
+/// random requests meets it often: 720 records an hour, 8 at most.
+const BUDGET: WriteBudget = WriteBudget {
+    records_per_hour: 720,
+    capacity: 8,
+    idle_reserve: 4,
+};
 
 /// Flash pages of the store (the boards reserve 64; fewer reach page reclaim sooner).
 const PAGES: usize = 16;
@@ -146,6 +156,10 @@ pub struct Harness {
     pub rng: Rng,
     pub stats: Stats,
     pub board: Option<HBoard>,
+    /// The running board's clock (milliseconds since its boot; every step moves it).
+    pub clock: FakeClock,
+    /// Records the board wrote while answering the last frame.
+    pub wrote: u32,
     pub guard: SharedGuard,
     pub ahead: u32,
     pub mode: Mode,
@@ -211,6 +225,8 @@ impl Harness {
             rng,
             stats: Stats::default(),
             board: None,
+            clock: FakeClock::default(),
+            wrote: 0,
             guard: SharedGuard::default(),
             ahead,
             mode: Mode::Provisioning,
@@ -249,6 +265,9 @@ impl Harness {
         };
         let store = NorStore::new(flash, config, &BoardKey::new(BOARD_KEY), self.guard.clone())
             .expect("store config");
+        // A new clock from zero at every boot, as on a board.
+        self.clock = FakeClock::default();
+        let store = Budgeted::new(store, self.clock.clone(), BUDGET);
         let entropy = TestEntropy(self.rng.next());
         let button = Button(Rng(self.rng.next()));
         match catch_unwind(AssertUnwindSafe(|| {
@@ -348,6 +367,14 @@ impl Harness {
         while self.history.len() > 24 {
             self.history.pop_front();
         }
+        // Time passes between requests: mostly a storm (the write budget refuses), sometimes
+        // seconds or minutes (it refills).
+        let gap = match self.rng.below(100) {
+            0..80 => self.rng.below(200),
+            80..98 => self.rng.below(5_000),
+            _ => self.rng.below(120_000),
+        };
+        self.clock.advance(gap);
         let roll = self.rng.below(1000);
         if self.needs_setup && self.mode == Mode::Provisioning {
             self.needs_setup = false;
@@ -457,6 +484,7 @@ impl Harness {
         let mut input = frame;
         let mut out = vec![0u8; MAX_FRAME + 64];
         let board = self.board();
+        let records = board.store().wear().records;
         let n = match catch_unwind(AssertUnwindSafe(|| {
             board.handle_frame(&mut input, &mut out)
         })) {
@@ -464,6 +492,7 @@ impl Harness {
             Ok(Err(e)) => self.fail(4, format!("handle_frame gave no answer: {e}")),
             Ok(Ok(n)) => n,
         };
+        self.wrote = self.board().store().wear().records.wrapping_sub(records);
         let answer = match decode_frame::<Response>(&mut out[..n]) {
             Ok(a) => a,
             Err(e) => self.fail(4, format!("the answer does not decode: {e}")),
@@ -488,7 +517,9 @@ impl Harness {
         self.frames
             .push(format!("(reboot into {mode:?}, power cut armed: {cut})"));
         let board = self.board.take().expect("a board");
-        let flash = match catch_unwind(AssertUnwindSafe(|| board.into_store().into_flash())) {
+        let flash = match catch_unwind(AssertUnwindSafe(|| {
+            board.into_store().into_inner().into_flash()
+        })) {
             Ok(f) => f,
             Err(p) => self.fail(4, format!("into_store panicked: {}", panic_text(&*p))),
         };
