@@ -100,6 +100,7 @@ fn main() -> ! {
         firmware: env!("CARGO_PKG_VERSION"),
         board: board_name,
     };
+    let store = storage::budgeted(store);
     let board = BOARD.init_with(|| Board::open(store, entropy, button, mode, info));
 
     LOW.init(Executor::new())

@@ -15,10 +15,10 @@ use crate::button::Bootsel;
 use crate::entropy::TrngEntropy;
 use crate::led::Led;
 use crate::link::{RX, TX};
-use crate::storage::BoardStore;
+use crate::storage::BudgetedStore;
 
 /// The board as this firmware runs it.
-pub type FirmwareBoard = Board<BoardStore, TrngEntropy, Bootsel>;
+pub type FirmwareBoard = Board<BudgetedStore, TrngEntropy, Bootsel>;
 
 /// A frame whose bytes stop arriving for this long is dropped, so a host that died mid-frame
 /// does not corrupt the first frame of the next one.

@@ -6,8 +6,10 @@ use embassy_rp::flash::{Async, Flash};
 use embassy_rp::peripherals::FLASH;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::Mutex;
+use pawl_core::protocol::Mode;
 use pawl_core::store::{
-    BoardKey, NorStore, NorStoreConfig, Record, Store, StoreError, StoredKey, WearCounters,
+    BoardKey, Budgeted, Clock, NorStore, NorStoreConfig, Record, Store, StoreError, StoredKey,
+    WearCounters, WriteBudget,
 };
 use pawl_core::watermark::MarkId;
 
@@ -22,6 +24,24 @@ pub type SharedFlash = Mutex<CriticalSectionRawMutex, BoardFlash>;
 pub type Region = Partition<'static, CriticalSectionRawMutex, BoardFlash>;
 /// The store the board uses when it has a board key.
 pub type FlashStore = NorStore<Region, FlashGuard<Region>>;
+/// What the board runs on: its store under the flash write budget, timed by the RP2350's
+/// 1 MHz system timer (`embassy_time`).
+pub type BudgetedStore = Budgeted<BoardStore, TimerClock>;
+
+/// Milliseconds since boot from the system timer (64-bit: it does not wrap).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TimerClock;
+
+impl Clock for TimerClock {
+    fn now_ms(&mut self) -> u64 {
+        embassy_time::Instant::now().as_millis()
+    }
+}
+
+/// `store` under the default write budget.
+pub fn budgeted(store: BoardStore) -> BudgetedStore {
+    Budgeted::new(store, TimerClock, WriteBudget::DEFAULT)
+}
 
 /// Open the store over its partition, sealing under `key`, with the guard over its own.
 pub fn open(flash: &'static SharedFlash, key: &BoardKey) -> Result<FlashStore, StoreError> {
@@ -83,6 +103,39 @@ impl Store for BoardStore {
         match self {
             BoardStore::Flash(s) => s.persist_key(slot, key),
             BoardStore::Missing => Err(StoreError::Io),
+        }
+    }
+
+    fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
+        match self {
+            BoardStore::Flash(s) => s.reserve_ahead(),
+            BoardStore::Missing => Ok(false),
+        }
+    }
+
+    fn persist_cost(&self, id: &MarkId, level: u32, round: u32) -> u32 {
+        match self {
+            BoardStore::Flash(s) => s.persist_cost(id, level, round),
+            BoardStore::Missing => 0,
+        }
+    }
+
+    fn budget_note(&self) -> Option<u16> {
+        match self {
+            BoardStore::Flash(s) => s.budget_note(),
+            BoardStore::Missing => Some(0),
+        }
+    }
+
+    fn set_budget_note(&mut self, note: u16) {
+        if let BoardStore::Flash(s) = self {
+            s.set_budget_note(note);
+        }
+    }
+
+    fn board_mode(&mut self, mode: Mode) {
+        if let BoardStore::Flash(s) = self {
+            s.board_mode(mode);
         }
     }
 
