@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pawl_core::board::{Board, Presence};
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, SecretBytes};
+use pawl_core::policy::Policy;
 use pawl_core::protocol::{
     Envelope, KeyInfo, MAX_FRAME, Mode, Refusal, Request, Response, StoreHealth, decode_frame,
 };
@@ -82,9 +83,16 @@ pub enum Sent {
         erase: bool,
     },
     /// The operator's own acts (provisioning mode and a press of the button): a mark lowered
-    /// or a key's marks forgotten, after which the key's history starts again.
+    /// or a key's marks forgotten (`forget`), after which the key's history starts again.
     Operator {
         pkh: PublicKeyHash,
+        forget: bool,
+    },
+    /// A rewrite of one key's record: `SetPolicy` (with the policy), `AllowPossession`,
+    /// `SetJumpLimit`.
+    KeyWrite {
+        pkh: PublicKeyHash,
+        policy: Option<Policy>,
     },
     Other,
 }
@@ -118,8 +126,23 @@ impl Sent {
                 round: *round,
             },
             Request::Reprovision { erase } => Sent::Reprovision { erase: *erase },
-            Request::LowerWatermark { pkh, .. } | Request::ForgetWatermarks { pkh } => {
-                Sent::Operator { pkh: *pkh }
+            Request::LowerWatermark { pkh, .. } => Sent::Operator {
+                pkh: *pkh,
+                forget: false,
+            },
+            Request::ForgetWatermarks { pkh } => Sent::Operator {
+                pkh: *pkh,
+                forget: true,
+            },
+            Request::SetPolicy { pkh, policy } => Sent::KeyWrite {
+                pkh: *pkh,
+                policy: Some(policy.clone()),
+            },
+            Request::AllowPossession { pkh, .. } | Request::SetJumpLimit { pkh, .. } => {
+                Sent::KeyWrite {
+                    pkh: *pkh,
+                    policy: None,
+                }
             }
             _ => Sent::Other,
         }
@@ -144,6 +167,13 @@ pub struct Effect {
     pub operator_cut: bool,
     /// A power cut happened at the reboot: a write the board refused may have landed.
     pub cut_fired: bool,
+    /// The write the power cut interrupted (the first store refusal with a cut armed), when
+    /// it was a key write: the key it rewrote and the policy asked (`None`, `None`: a key
+    /// added, or a request the model does not take apart). Only this write may land
+    /// (docs/design.md §8).
+    pub cut_key_write: Option<(Option<PublicKeyHash>, Option<Policy>)>,
+    /// The `ForgetWatermarks` the power cut interrupted: all of its marks go, or none.
+    pub cut_forget: Option<PublicKeyHash>,
     pub power_failed: bool,
     /// The power failed during an erase the operator asked for: a new epoch either way.
     pub erase_cut: bool,
