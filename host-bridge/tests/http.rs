@@ -3,7 +3,7 @@
 
 mod support;
 
-use pawl_bridge::link::{Link, LinkSettings};
+use pawl_bridge::link::{Link, LinkSettings, VirtualConnector};
 use pawl_core::policy::Policy;
 use support::*;
 
@@ -255,4 +255,93 @@ fn jump_guard_and_table_quota_refusals_over_http() {
     // The key's own chain still signs.
     let (status, body) = server.sign(&pkh, &attestation(chain, 12, 0, 1));
     assert_eq!(status, 200, "{body}");
+}
+
+/// Issue 13, finding 3: a host that walks an operational board's marks upward, every request
+/// above the stored ceiling, meets the flash write budget: 503 `write_budget` with a
+/// `Retry-After` header, nothing written (the next level under the last ceiling still signs).
+#[test]
+fn write_budget_is_503_with_retry_after() {
+    let (dir, link, pkh) = board();
+    drop(link);
+    // The same board, powered up in operational mode (the provisioning thread lets go of the
+    // directory's lock when its link is gone).
+    let mut opened = None;
+    for _ in 0..100 {
+        match VirtualConnector::open(dir.path(), pawl_core::protocol::Mode::Operational) {
+            Ok(board) => {
+                opened = Some(board);
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+    let board = opened.expect("reopen the virtual board");
+    let server = Server::start(
+        Link::start(Box::new(board), LinkSettings::default()),
+        &[],
+        settings(),
+    );
+    // A fresh store starts with a full bucket (96 records): the first mark costs two (name
+    // and ceiling), each later request one.
+    let mut refused = None;
+    let mut last_signed = 0;
+    for i in 0..200u32 {
+        let level = 1 + i * 17;
+        let payload = attestation(CHAIN, level, 0, 1);
+        let (status, headers, body) = http_full(
+            server.addr,
+            &format!("/keys/{pkh}"),
+            &format!("\"{}\"", to_hex(&payload)),
+        );
+        if status == 200 {
+            last_signed = level;
+            continue;
+        }
+        refused = Some((i, status, headers, body));
+        break;
+    }
+    let (i, status, headers, body) = refused.expect("the budget refuses within 200 requests");
+    assert!((90..=100).contains(&i), "refused after {i} requests");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        octez_error(&body).contains("flash write budget spent: retry in"),
+        "{body}"
+    );
+    let retry = headers
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after:")
+                .map(|v| v.trim().to_string())
+        })
+        .expect("a Retry-After header");
+    let seconds: u32 = retry.parse().expect("seconds");
+    assert!((1..=3).contains(&seconds), "Retry-After: {seconds}");
+    // Nothing moved: a level under the last ceiling signs without a write.
+    let (status, body) = server.sign(&pkh, &attestation(CHAIN, last_signed + 1, 0, 1));
+    assert_eq!(status, 200, "{body}");
+}
+
+/// One POST with `Connection: close`; returns status, header block and body.
+fn http_full(addr: std::net::SocketAddr, path: &str, body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .ok();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
 }
