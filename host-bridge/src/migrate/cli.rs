@@ -33,6 +33,9 @@ pub struct ImportArgs {
     /// Print what would change and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Only this key's marks (others in the files are left out, not refused).
+    #[arg(long, value_name = "PKH")]
+    pub key: Option<String>,
 }
 
 /// `pawl watermark export --format octez|signatory DIR`
@@ -85,7 +88,13 @@ fn read(format: Format, dir: &Path) -> anyhow::Result<Vec<FileMark>> {
 /// Run `pawl watermark import`.
 pub fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {
     // Every file and entry is checked before the board is asked anything.
-    let folded = fold(read(args.from, &args.dir)?);
+    let mut folded = fold(read(args.from, &args.dir)?);
+    if let Some(text) = &args.key {
+        let only = pawl_core::keys::PublicKeyHash::from_b58(text.trim())
+            .map_err(|e| anyhow::anyhow!("--key: `{text}` is not a key hash: {e}"))?;
+        folded.marks.retain(|m| m.mark.pkh == only);
+        folded.skipped.retain(|(m, _)| m.mark.pkh == only);
+    }
     let link = ctx.open_link()?;
     let Response::Status(status) = ask(&link, &Request::Status)? else {
         anyhow::bail!("unexpected answer to status");

@@ -94,7 +94,7 @@ pub fn generate(
     policy: Policy,
     to: &str,
     out: Option<&Path>,
-    allow_pop: bool,
+    (allow_pop, role): (bool, super::duty::RoleArg),
 ) -> anyhow::Result<()> {
     let recipient = recipient(to)?;
     let mut target = claim(ctx, out)?;
@@ -142,7 +142,8 @@ pub fn generate(
             path.display()
         )
     })?;
-    let key = match super::allow_possession(&link, Ok(Response::KeyInfo(key)), allow_pop)? {
+    let answer = super::allow_possession(&link, Ok(Response::KeyInfo(key)), allow_pop);
+    let key = match super::duty::with_role(&link, answer, role)? {
         Response::KeyInfo(key) => key,
         other => anyhow::bail!("unexpected answer from the board: {other:?}"),
     };

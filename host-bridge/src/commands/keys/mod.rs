@@ -1,6 +1,7 @@
 //! `pawl keys list|generate|import|policy`.
 
 mod backup;
+mod duty;
 mod policy;
 mod show;
 
@@ -47,6 +48,9 @@ pub enum KeysCommand {
         /// Where the sealed backup goes (must not exist). Default: `<home>/backups/<pkh>.age`.
         #[arg(long = "backup-out", value_name = "FILE", requires = "backup_to")]
         backup_out: Option<std::path::PathBuf>,
+        /// The key's role: `companion` for a tz4 DAL companion key (signs attestations only).
+        #[arg(long, value_enum, default_value = "consensus")]
+        role: duty::RoleArg,
     },
     /// Import a secret key (edsk…/spsk…/p2sk…/BLsk…, unencrypted) read from stdin
     /// (provisioning mode); or, with `--backend azure`, register an Azure Key Vault key by
@@ -64,6 +68,34 @@ pub enum KeysCommand {
         /// operational mode (by default a key proves possession in provisioning mode only).
         #[arg(long = "allow-pop")]
         allow_pop: bool,
+        /// The key's role: `companion` for a tz4 DAL companion key (signs attestations only).
+        #[arg(long, value_enum, default_value = "consensus")]
+        role: duty::RoleArg,
+        /// Hold the key on standby: it signs nothing until `pawl keys activate` (the new board
+        /// of a hand-off, or the spare of a planned failover). Stored with the key in the
+        /// same request, so it never signs before activation.
+        #[arg(long)]
+        standby: bool,
+    },
+    /// Stop signing a key's consensus requests above a level on this board (provisioning
+    /// mode): the old board of a hand-off. Prints the `activate` command for the new board.
+    Retire(duty::RetireArgs),
+    /// Let this board sign a key from a level on (provisioning mode): the new board of a
+    /// hand-off, from the old board's retirement level + 1. Ends standby and retirement.
+    Activate(duty::ActivateArgs),
+    /// Put a key on standby on this board: it signs nothing until activated (provisioning
+    /// mode).
+    Standby {
+        /// The key.
+        pkh: String,
+    },
+    /// Change a key's role (provisioning mode).
+    Role {
+        /// The key.
+        pkh: String,
+        /// consensus, or companion (tz4 only: attestations only).
+        #[arg(long, value_enum)]
+        role: duty::RoleArg,
     },
     /// Replace a key's policy with the one the flags describe (provisioning mode). Flags and
     /// defaults as for `generate`: without any, the key signs blocks, preattestations and
@@ -136,6 +168,17 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List => list(ctx),
         KeysCommand::Policy { pkh, policy } => policy::set(ctx, &pkh, &policy),
+        KeysCommand::Retire(args) => duty::retire(ctx, &args),
+        KeysCommand::Activate(args) => duty::activate(ctx, args),
+        KeysCommand::Standby { pkh } => duty::standby(ctx, &pkh),
+        KeysCommand::Role { pkh, role } => duty::role(ctx, &pkh, role),
+        KeysCommand::Generate { curve, role, .. }
+            if role == duty::RoleArg::Companion && !matches!(curve, CurveArg::Bls) =>
+        {
+            anyhow::bail!(
+                "--role companion goes with tz4 keys (--curve bls): DAL companion keys are BLS"
+            )
+        }
         KeysCommand::Generate {
             curve, allow_pop, ..
         } if allow_pop && !matches!(curve, CurveArg::Bls) => {
@@ -174,6 +217,7 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             allow_pop,
             backup_to: Some(to),
             backup_out,
+            role,
             ..
         } => backup::generate(
             ctx,
@@ -181,12 +225,13 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             policy.to_policy()?,
             &to,
             backup_out.as_deref(),
-            allow_pop,
+            (allow_pop, role),
         ),
         KeysCommand::Generate {
             curve,
             policy,
             allow_pop,
+            role,
             ..
         } => {
             let policy = policy.to_policy()?;
@@ -198,9 +243,22 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
                     policy,
                 },
             );
-            print_new_key(ctx, allow_possession(&link, answer, allow_pop))
+            let answer = allow_possession(&link, answer, allow_pop);
+            print_new_key(ctx, duty::with_role(&link, answer, role))
         }
         KeysCommand::Import { azure, .. } if azure.check_flags().is_err() => azure.check_flags(),
+        KeysCommand::Import {
+            azure,
+            role,
+            standby,
+            ..
+        } if (standby || role != duty::RoleArg::Consensus)
+            && (azure.is_azure() || azure.is_yubihsm()) =>
+        {
+            anyhow::bail!(
+                "--standby and --role go with keys on the board at import; for a key in an HSM or a key service, register it and then run `pawl keys standby` or `pawl keys role`"
+            )
+        }
         KeysCommand::Import {
             azure, allow_pop, ..
         } if allow_pop && (azure.is_azure() || azure.is_yubihsm()) => {
@@ -219,7 +277,11 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             super::azure_import::run(ctx, azure, policy.to_policy()?, print_new_key)
         }
         KeysCommand::Import {
-            policy, allow_pop, ..
+            policy,
+            allow_pop,
+            role,
+            standby,
+            ..
         } => {
             let policy = policy.to_policy()?;
             let mut text = String::new();
@@ -238,14 +300,26 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
                 anyhow::bail!("--allow-pop goes with tz4 keys (BLsk…)");
             }
             let link = ctx.open_link()?;
-            let answer = ask(
-                &link,
-                &Request::ImportKey {
+            let duty = pawl_core::protocol::Duty {
+                role: role.into(),
+                standby,
+                ..Default::default()
+            };
+            let request = if duty == pawl_core::protocol::Duty::default() {
+                Request::ImportKey {
                     curve,
                     secret,
                     policy,
-                },
-            );
+                }
+            } else {
+                Request::ImportKeyWithDuty {
+                    curve,
+                    secret,
+                    policy,
+                    duty,
+                }
+            };
+            let answer = ask(&link, &request);
             print_new_key(ctx, allow_possession(&link, answer, allow_pop))
         }
     }

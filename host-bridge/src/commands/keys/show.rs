@@ -1,7 +1,7 @@
 //! How a key is printed: one line for people, one JSON object for scripts.
 
 use pawl_core::policy::Policy;
-use pawl_core::protocol::{Backend, KeyInfo};
+use pawl_core::protocol::{Backend, KeyInfo, Role};
 use serde_json::{Value, json};
 
 fn backend_name(b: Backend) -> &'static str {
@@ -28,8 +28,8 @@ fn policy_parts(p: &Policy) -> PolicyParts {
     )
 }
 
-/// One key as JSON:
-/// `{"pkh","public_key","curve","backend","policy":{"kinds","ops","chains","confirm"}}`.
+/// One key as JSON: `{"pkh","public_key","curve","backend","policy":{"kinds","ops","chains",
+/// "confirm"},"duty":{"role","standby","from_level","until_level"}}`.
 pub fn key_json(k: &KeyInfo) -> Value {
     let (kinds, ops, chains, confirm) = policy_parts(&k.policy);
     json!({
@@ -38,6 +38,12 @@ pub fn key_json(k: &KeyInfo) -> Value {
         "curve": k.pkh.curve.name(),
         "backend": backend_name(k.backend),
         "policy": {"kinds": kinds, "ops": ops, "chains": chains, "confirm": confirm},
+        "duty": {
+            "role": k.duty.role.name(),
+            "standby": k.duty.standby,
+            "from_level": k.duty.from_level,
+            "until_level": k.duty.until_level,
+        },
     })
 }
 
@@ -62,6 +68,21 @@ pub fn key_line(k: &KeyInfo) -> String {
         line.push_str(" on any chain");
     } else {
         line.push_str(&format!(" on {}", chains.join(",")));
+    }
+    let duty = &k.duty;
+    if duty.role != Role::Consensus {
+        line.push_str(&format!(" role {}", duty.role.name()));
+    }
+    if duty.standby {
+        line.push_str(" STANDBY (signs nothing)");
+    }
+    match (duty.from_level, duty.until_level) {
+        (None, None) => {}
+        (from, until) => line.push_str(&format!(
+            " levels {}..{}",
+            from.map_or(String::new(), |l| l.to_string()),
+            until.map_or(String::new(), |l| l.to_string())
+        )),
     }
     line
 }

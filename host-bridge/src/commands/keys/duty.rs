@@ -1,0 +1,171 @@
+//! `pawl keys retire|activate|standby|role`: a key's duty on this board — the hand-off between
+//! two boards (`docs/lifecycle.md`). Every change is one `SetDuty` in provisioning mode; the
+//! board answers with the key as it now stands, which is printed.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use pawl_core::keys::PublicKeyHash;
+use pawl_core::protocol::{Duty, KeyInfo, Request, Response, Role};
+
+use super::super::{Context, ask, print_json};
+use super::{key_json, key_line};
+use crate::migrate::cli::{Format, ImportArgs};
+
+/// `pawl keys retire PKH --above LEVEL`
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The key.
+    pub pkh: String,
+    /// The last level this board signs consensus requests at; the new board is activated from
+    /// the next one.
+    #[arg(long, value_name = "LEVEL")]
+    pub above: u32,
+}
+
+/// `pawl keys activate PKH --from-level LEVEL [--marks DIR --format …]`
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    /// The key.
+    pub pkh: String,
+    /// The first level this board signs consensus requests at: the old board's retirement
+    /// level + 1.
+    #[arg(long = "from-level", value_name = "LEVEL")]
+    pub from_level: u32,
+    /// Also raise this key's marks from the old board's exported files first (`pawl
+    /// watermark export` there), so the new board also refuses what the old one signed
+    /// at the levels it has not passed yet.
+    #[arg(long, value_name = "DIR")]
+    pub marks: Option<PathBuf>,
+    /// Format of the files in --marks.
+    #[arg(long, value_enum, default_value = "signatory", requires = "marks")]
+    pub format: Format,
+}
+
+/// `--role` on key commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// A consensus key (the default).
+    #[default]
+    Consensus,
+    /// A tz4 DAL companion key: attestations only.
+    Companion,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Consensus => Role::Consensus,
+            RoleArg::Companion => Role::Companion,
+        }
+    }
+}
+
+fn parse_pkh(text: &str) -> anyhow::Result<PublicKeyHash> {
+    PublicKeyHash::from_b58(text.trim())
+        .map_err(|e| anyhow::anyhow!("`{text}` is not a key hash (tz1…/tz2…/tz3…/tz4…): {e}"))
+}
+
+/// The key as the board holds it now.
+fn current(link: &crate::link::Link, pkh: &PublicKeyHash) -> anyhow::Result<KeyInfo> {
+    let Response::Keys(keys) = ask(link, &Request::ListKeys)? else {
+        anyhow::bail!("unexpected answer to list keys");
+    };
+    keys.iter()
+        .find(|k| k.pkh == *pkh)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("unknown key {pkh}: the board does not hold it"))
+}
+
+/// Change `pkh`'s duty with `change`, print the key, and return it.
+fn change(
+    ctx: &Context,
+    pkh: &PublicKeyHash,
+    change: impl FnOnce(&mut Duty),
+) -> anyhow::Result<KeyInfo> {
+    let link = ctx.open_link()?;
+    let mut duty = current(&link, pkh)?.duty;
+    change(&mut duty);
+    let Response::KeyInfo(key) = ask(&link, &Request::SetDuty { pkh: *pkh, duty })? else {
+        anyhow::bail!("unexpected answer to set duty");
+    };
+    if ctx.json {
+        print_json(&key_json(&key));
+    } else {
+        println!("{}", key_line(&key));
+    }
+    Ok(key)
+}
+
+/// `pawl keys retire`.
+pub fn retire(ctx: &Context, args: &RetireArgs) -> anyhow::Result<()> {
+    let pkh = parse_pkh(&args.pkh)?;
+    change(ctx, &pkh, |d| d.until_level = Some(args.above))?;
+    if !ctx.json {
+        println!(
+            "this board signs {pkh}'s consensus requests up to level {} only; on the new board: pawl keys activate {pkh} --from-level {}",
+            args.above,
+            u64::from(args.above) + 1
+        );
+    }
+    Ok(())
+}
+
+/// `pawl keys activate`.
+pub fn activate(ctx: &Context, args: ActivateArgs) -> anyhow::Result<()> {
+    let pkh = parse_pkh(&args.pkh)?;
+    if let Some(dir) = args.marks {
+        // Marks first: the key stays on standby (or unactivated) while they are raised.
+        crate::migrate::cli::import(
+            ctx,
+            ImportArgs {
+                from: args.format,
+                dir,
+                dry_run: false,
+                key: Some(args.pkh.clone()),
+            },
+        )?;
+    }
+    change(ctx, &pkh, |d| {
+        d.standby = false;
+        d.from_level = Some(args.from_level);
+        d.until_level = None;
+    })?;
+    Ok(())
+}
+
+/// `--role` at generation: once the key is on the board, give it its role (a second
+/// provisioning request; if it fails the key stays as a consensus key and the error says so).
+pub fn with_role(
+    link: &crate::link::Link,
+    answer: anyhow::Result<Response>,
+    role: RoleArg,
+) -> anyhow::Result<Response> {
+    let key = match answer {
+        Ok(Response::KeyInfo(key)) if role != RoleArg::Consensus => key,
+        other => return other,
+    };
+    let duty = Duty {
+        role: role.into(),
+        ..key.duty
+    };
+    match ask(link, &Request::SetDuty { pkh: key.pkh, duty }) {
+        Ok(Response::KeyInfo(key)) => Ok(Response::KeyInfo(key)),
+        Ok(other) => anyhow::bail!("unexpected answer to set duty: {other:?}"),
+        Err(e) => Err(e.context(format!(
+            "key {} was added as a consensus key, but could not be made a {} key",
+            key.pkh,
+            Role::from(role).name()
+        ))),
+    }
+}
+
+/// `pawl keys standby PKH`.
+pub fn standby(ctx: &Context, pkh: &str) -> anyhow::Result<()> {
+    change(ctx, &parse_pkh(pkh)?, |d| d.standby = true).map(drop)
+}
+
+/// `pawl keys role PKH --role …`.
+pub fn role(ctx: &Context, pkh: &str, role: RoleArg) -> anyhow::Result<()> {
+    change(ctx, &parse_pkh(pkh)?, |d| d.role = role.into()).map(drop)
+}
