@@ -406,3 +406,236 @@ fn legacy_image() -> Vec<u8> {
     ))
     .expect("fixture")
 }
+
+/// A flash whose `lie_at`-th program call (counted from its creation) programs the bytes and
+/// then reports a failure: a write the store is told failed, complete on flash all the same.
+struct LyingFlash {
+    inner: SimFlash,
+    writes: u64,
+    lie_at: Option<u64>,
+}
+
+impl embedded_storage_async::nor_flash::ErrorType for LyingFlash {
+    type Error = pawl_core::sim::flash::SimFlashError;
+}
+
+impl embedded_storage_async::nor_flash::ReadNorFlash for LyingFlash {
+    const READ_SIZE: usize = 1;
+
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.inner.read(offset, bytes).await
+    }
+
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+}
+
+impl embedded_storage_async::nor_flash::NorFlash for LyingFlash {
+    const WRITE_SIZE: usize = pawl_core::sim::flash::WORD;
+    const ERASE_SIZE: usize = PAGE;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.inner.erase(from, to).await
+    }
+
+    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.inner.write(offset, bytes).await?;
+        self.writes += 1;
+        if Some(self.writes) == self.lie_at {
+            return Err(pawl_core::sim::flash::SimFlashError::File);
+        }
+        Ok(())
+    }
+}
+
+type LBoard = Board<NorStore<LyingFlash, SharedGuard>, TestEntropy, SharedButton>;
+
+fn lying(image: &[u8], lie_at: Option<u64>, button: &SharedButton) -> LBoard {
+    let flash = LyingFlash {
+        inner: SimFlash::from_image(image.to_vec()),
+        writes: 0,
+        lie_at,
+    };
+    let config = NorStoreConfig {
+        region: 0..(PAGES * PAGE) as u32,
+        ceiling_ahead: AHEAD,
+    };
+    let s = NorStore::new(
+        flash,
+        config,
+        &BoardKey::new(BOARD_KEY),
+        SharedGuard::default(),
+    )
+    .expect("config");
+    Board::open(s, TestEntropy(6), button.clone(), Mode::Provisioning, INFO)
+}
+
+fn image_of(b: LBoard) -> Vec<u8> {
+    b.into_store().into_flash().inner.image().to_vec()
+}
+
+/// Boot on `image`, `prepare` (signing since this boot, so the board's marks sit below the
+/// ceilings its store holds), then ask `request` with the flash lying at each program call
+/// in turn, until the board answers a store refusal although the record landed (`landed`
+/// says so of the image after a reboot). Returns a board that answered just so, still
+/// running, its flash honest from then on (the lie was one program call).
+fn refused_but_landed<'a>(
+    image: &[u8],
+    button: &SharedButton,
+    prepare: impl Fn(&mut LBoard),
+    request: impl Fn() -> Request<'a>,
+    landed: impl Fn(&LBoard) -> bool,
+) -> LBoard {
+    let writes = {
+        let mut b = lying(image, None, button);
+        prepare(&mut b);
+        b.into_store().into_flash().writes
+    };
+    for k in writes + 1..writes + 64 {
+        let mut probe = lying(image, Some(k), button);
+        prepare(&mut probe);
+        let answer = probe.handle(request());
+        assert_ne!(
+            answer,
+            Response::Done,
+            "the lie came after the write (k = {k})"
+        );
+        assert!(
+            matches!(answer, Response::Refused(Refusal::Store(_))),
+            "{answer:?}"
+        );
+        if landed(&lying(&image_of(probe), None, button)) {
+            let mut b = lying(image, Some(k), button);
+            prepare(&mut b);
+            assert_eq!(b.handle(request()), answer);
+            return b;
+        }
+    }
+    panic!("no program call whose failure leaves the record complete");
+}
+
+/// After a store refusal whose record landed anyway (a flash that reports a failure after
+/// programming), the store acts on no guess. A forget that landed: the mark the board still
+/// holds is written again (name first) before anything above it is signed, so after a
+/// reboot the board does not sign that level again; the store loads healthy.
+#[test]
+fn a_forget_that_failed_but_landed_never_lets_a_level_be_signed_twice() {
+    let button = SharedButton::default();
+    button.press.set(true);
+    let mut b = lying(SimFlash::new(PAGES).image(), None, &button);
+    let (pkh, _) = import(&mut b, TZ1, Policy::default());
+    let other = [5, 5, 5, 5];
+    sign(&mut b, &pkh, &attestation(other, 10, 0, 1)).expect("other chain");
+    sign(&mut b, &pkh, &attestation(MAINNET, 200, 0, 1)).expect("mainnet");
+    let image = image_of(b);
+    // After the reboot the marks are the ceilings (26, 216): sign above, then pin the key.
+    let prepare = |b: &mut LBoard| {
+        sign(b, &pkh, &attestation(other, 27, 0, 1)).expect("other chain");
+        assert!(matches!(
+            b.handle(Request::SetPolicy {
+                pkh,
+                policy: pinned()
+            }),
+            Response::KeyInfo(_)
+        ));
+    };
+    let mut b = refused_but_landed(
+        &image,
+        &button,
+        prepare,
+        || Request::ForgetWatermarks {
+            pkh: PublicKeyHash::from_b58("tz1LggX2HUdvJ1tF4Fvv8fjsrzLeW4Jr9t2Q").expect("pkh"),
+        },
+        |after| after.watermarks().len() == 1,
+    );
+    assert_eq!(
+        b.watermarks().len(),
+        2,
+        "refused: the board still holds both marks"
+    );
+    assert!(matches!(
+        b.handle(Request::SetPolicy {
+            pkh,
+            policy: Policy::default()
+        }),
+        Response::KeyInfo(_)
+    ));
+    // Below the ceiling (43) the store held before the forget landed.
+    sign(&mut b, &pkh, &attestation(other, 28, 0, 1)).expect("above the mark it holds");
+    let mut b = lying(&image_of(b), None, &button);
+    assert!(
+        sign(&mut b, &pkh, &attestation(other, 28, 0, 2)).is_err(),
+        "level 28 was signed: never again"
+    );
+    assert_eq!(b.watermarks().len(), 2, "healthy, both marks");
+}
+
+/// The same for a lowering that failed but landed: the board still holds the mark where it
+/// was and signs above it only after a new ceiling is durable.
+#[test]
+fn a_lowering_that_failed_but_landed_never_lets_a_level_be_signed_twice() {
+    let button = SharedButton::default();
+    button.press.set(true);
+    let mut b = lying(SimFlash::new(PAGES).image(), None, &button);
+    let (pkh, _) = import(&mut b, TZ1, pinned());
+    sign(&mut b, &pkh, &attestation(MAINNET, 200, 0, 1)).expect("mainnet");
+    let image = image_of(b);
+    let lower = move || Request::LowerWatermark {
+        chain: ChainId(MAINNET),
+        pkh: PublicKeyHash::from_b58("tz1LggX2HUdvJ1tF4Fvv8fjsrzLeW4Jr9t2Q").expect("pkh"),
+        kind: MarkKind::Attestation,
+        level: 100,
+        round: 0,
+    };
+    // After the reboot the mark is the ceiling (216): sign above it (ceiling 233).
+    let prepare = |b: &mut LBoard| {
+        sign(b, &pkh, &attestation(MAINNET, 217, 0, 1)).expect("mainnet");
+    };
+    let mut b = refused_but_landed(&image, &button, prepare, lower, |after| {
+        after
+            .watermarks()
+            .iter()
+            .any(|(_, m)| (m.level, m.round) == (100, 0))
+    });
+    sign(&mut b, &pkh, &attestation(MAINNET, 218, 0, 1)).expect("above the mark it holds");
+    let mut b = lying(&image_of(b), None, &button);
+    assert!(
+        sign(&mut b, &pkh, &attestation(MAINNET, 218, 0, 2)).is_err(),
+        "level 218 was signed: never again"
+    );
+}
+
+/// A new mark's name that failed but landed: its slot stays held, so the next new mark is
+/// named under another index, and the store loads healthy (two names under one index would
+/// be damage: a store that refuses every signature).
+#[test]
+fn a_name_that_failed_but_landed_keeps_its_index() {
+    let button = SharedButton::default();
+    let mut b = lying(SimFlash::new(PAGES).image(), None, &button);
+    let (pkh, _) = import(&mut b, TZ1, Policy::default());
+    let image = image_of(b);
+    let payload = attestation([6, 6, 6, 6], 10, 0, 1);
+    let first = || Request::Sign {
+        pkh: PublicKeyHash::from_b58("tz1LggX2HUdvJ1tF4Fvv8fjsrzLeW4Jr9t2Q").expect("pkh"),
+        version: pawl_core::keys::SigningVersion::default(),
+        payload: &payload,
+    };
+    // Landed: the name is on flash (one record more than before), no mark.
+    let seq = lying(&image, None, &button).store().seq();
+    let mut b = refused_but_landed(
+        &image,
+        &button,
+        |_| {},
+        first,
+        |after| after.store().seq() == seq + 1 && after.watermarks().is_empty(),
+    );
+    sign(&mut b, &pkh, &attestation([7, 7, 7, 7], 10, 0, 1)).expect("another new mark");
+    let mut b = lying(&image_of(b), None, &button);
+    match b.handle(Request::Status) {
+        Response::Status(s) => assert_eq!(s.store, pawl_core::protocol::StoreHealth::Ok),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.watermarks().len(), 1);
+    sign(&mut b, &pkh, &attestation([6, 6, 6, 6], 30, 0, 1)).expect("the first chain too");
+}
