@@ -33,17 +33,21 @@ impl Row {
     fn print(&self) {
         let per_hour = self.records as f64 / self.hours;
         let erases_day = self.erases as f64 * 24.0 / self.hours;
-        let years = |endurance: f64| PAGES as f64 * endurance / erases_day.max(1e-9) / 365.0;
+        let days = |endurance: f64| PAGES as f64 * endurance / erases_day.max(1e-9);
+        let life = |endurance: f64| match days(endurance) {
+            d if d < 365.0 => format!("{d:.0} days"),
+            d => format!("{:.1} years", d / 365.0),
+        };
         println!(
-            "| {} | {:.1} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {} | {:.1} | {:.0} | {:.0} | {:.1} | {:.1} | {} | {} | {} |",
             self.name,
             self.hours,
             per_hour,
             self.bytes as f64 * 24.0 / self.hours,
             self.bytes as f64 / self.records.max(1) as f64,
             erases_day,
-            years(10_000.0),
-            years(100_000.0),
+            life(10_000.0),
+            life(100_000.0),
             self.refused,
         );
     }
@@ -120,7 +124,7 @@ fn main() {
         budget.records_per_hour, budget.capacity, budget.idle_reserve
     );
     println!(
-        "| traffic | hours measured | records/hour | bytes/day | bytes/record | erases/day | years (10k cycles) | years (100k) | refused for rate |"
+        "| traffic | hours measured | records/hour | bytes/day | bytes/record | erases/day | life at 10k cycles | at 100k | refused for rate |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let t = std::time::Instant::now();

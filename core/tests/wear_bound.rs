@@ -33,6 +33,10 @@ fn a_level_walking_storm_on_every_mark_writes_no_faster_than_the_budget() {
     let start = wear(&b);
     let mut i = 0;
     let (id, refusal) = loop {
+        assert!(
+            i < 10_000,
+            "no budget refusal in 10,000 requests above their ceilings"
+        );
         let id = marks[i % marks.len()];
         let p = payload(id.kind, false, id.chain.0, next[i % marks.len()], 0, 1);
         let before = snapshot(&mut b);
