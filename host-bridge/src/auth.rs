@@ -42,24 +42,54 @@ impl Authorizer {
             .collect()
     }
 
-    /// Check the `authentication` signature of a request to sign `data` with `pkh`.
+    /// The authorized keys' hashes.
+    pub fn key_hashes(&self) -> Vec<PublicKeyHash> {
+        self.keys.iter().map(PublicKey::hash).collect()
+    }
+
+    /// Check the `authentication` signature (base58, as HTTP carries it) of a request to sign
+    /// `data` with `pkh`.
     pub fn check(
         &self,
         pkh: &PublicKeyHash,
         data: &[u8],
         authentication: Option<&str>,
     ) -> Result<(), AuthError> {
+        self.check_with(pkh, data, authentication, |text, key| {
+            Signature::from_b58(text, key.curve()).ok()
+        })
+    }
+
+    /// The same check for a signature given as raw bytes (the socket protocol's): 64 bytes
+    /// for tz1–tz3 keys, 96 for tz4, read for each authorized key's curve.
+    pub fn check_raw(
+        &self,
+        pkh: &PublicKeyHash,
+        data: &[u8],
+        authentication: Option<&[u8]>,
+    ) -> Result<(), AuthError> {
+        self.check_with(pkh, data, authentication, |bytes, key| {
+            Signature::from_curve_bytes(key.curve(), bytes).ok()
+        })
+    }
+
+    fn check_with<T: ?Sized>(
+        &self,
+        pkh: &PublicKeyHash,
+        data: &[u8],
+        authentication: Option<&T>,
+        read: impl Fn(&T, &PublicKey) -> Option<Signature>,
+    ) -> Result<(), AuthError> {
         if !self.required() {
             return Ok(());
         }
-        let text = authentication.ok_or(AuthError::Missing)?;
+        let given = authentication.ok_or(AuthError::Missing)?;
         let mut message = Vec::with_capacity(2 + 21 + data.len());
         message.extend_from_slice(&[0x04, 0x01]);
         message.extend_from_slice(&pkh.to_bytes());
         message.extend_from_slice(data);
         let accepted = self.keys.iter().any(|key| {
-            Signature::from_b58(text, key.curve())
-                .ok()
+            read(given, key)
                 .is_some_and(|sig| key.verify(&message, &sig, SigningVersion::LATEST).is_ok())
         });
         if accepted {

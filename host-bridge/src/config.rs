@@ -148,6 +148,17 @@ pub struct RawServer {
     /// Serve `GET /bls_prove_possession/<pkh>` (Octez `--allow-to-prove-possession`).
     #[serde(default)]
     pub allow_to_prove_possession: bool,
+    /// HTTPS listen address (the same API as `listen`); needs `tls_cert` and `tls_key`.
+    pub tls_listen: Option<String>,
+    /// HTTPS certificate chain, PEM.
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS private key, PEM.
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that must have issued an HTTPS client's certificate (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Octez socket signer addresses: `tcp://HOST:PORT`, `unix:///PATH`.
+    #[serde(default)]
+    pub socket: Vec<String>,
 }
 
 /// `[metrics]`.
@@ -187,6 +198,10 @@ pub struct Config {
     pub allow_to_prove_possession: bool,
     /// Metrics listen address.
     pub metrics: Option<SocketAddr>,
+    /// HTTPS listen address and files (`server.tls_*`).
+    pub tls: Option<(SocketAddr, crate::tls::TlsSettings)>,
+    /// Octez socket signer addresses.
+    pub sockets: Vec<crate::socket::SocketAddress>,
     /// Azure Key Vault settings, if configured.
     pub azure: Option<crate::azure::AzureSettings>,
     /// YubiHSM2 connector settings, if configured.
@@ -273,6 +288,14 @@ impl Config {
                 format!("{body_limit} bytes is too small for a block header (at least 1024)"),
             ));
         }
+        let tls = validate_tls(&raw.server, &addr, &field)?;
+        let mut sockets = Vec::new();
+        for (i, text) in raw.server.socket.iter().enumerate() {
+            sockets.push(
+                text.parse()
+                    .map_err(|e| field(format!("server.socket[{i}]"), e))?,
+            );
+        }
         let request_timeout = Duration::from_millis(raw.device.request_timeout_ms.unwrap_or(5000));
         let azure = raw
             .azure
@@ -298,6 +321,8 @@ impl Config {
             allow_list_known_keys: raw.server.allow_list_known_keys,
             allow_to_prove_possession: raw.server.allow_to_prove_possession,
             metrics,
+            tls,
+            sockets,
         })
     }
 
@@ -309,6 +334,45 @@ impl Config {
             pipeline: self.pipeline,
             refresh_keys: true,
             confirm_timeout: self.confirm_timeout,
+        }
+    }
+}
+
+/// `server.tls_*`: all of listen, cert and key or none; a client CA only with them. The files
+/// are read when `pawl serve` starts (errors name the field and the file).
+fn validate_tls(
+    raw: &RawServer,
+    addr: &dyn Fn(&str, &str) -> Result<SocketAddr, ConfigError>,
+    field: &dyn Fn(String, String) -> ConfigError,
+) -> Result<Option<(SocketAddr, crate::tls::TlsSettings)>, ConfigError> {
+    match (&raw.tls_listen, &raw.tls_cert, &raw.tls_key) {
+        (None, None, None) => match raw.tls_client_ca {
+            Some(_) => Err(field(
+                "server.tls_client_ca".into(),
+                "only with tls_listen, tls_cert and tls_key".into(),
+            )),
+            None => Ok(None),
+        },
+        (Some(listen), Some(cert), Some(key)) => Ok(Some((
+            addr("server.tls_listen", listen)?,
+            crate::tls::TlsSettings {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: raw.tls_client_ca.clone(),
+            },
+        ))),
+        (listen, cert, _) => {
+            let missing = if listen.is_none() {
+                "tls_listen"
+            } else if cert.is_none() {
+                "tls_cert"
+            } else {
+                "tls_key"
+            };
+            Err(field(
+                format!("server.{missing}"),
+                "required for HTTPS (tls_listen, tls_cert and tls_key go together)".into(),
+            ))
         }
     }
 }

@@ -25,4 +25,7 @@ pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod migrate;
+pub mod signer;
+pub mod socket;
+pub mod tls;
 pub mod yubihsm;

@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (overrides [metrics] listen).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// HTTPS listen address (overrides [server] tls_listen; needs tls_cert and tls_key).
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<SocketAddr>,
+    /// Octez socket signer: tcp://HOST:PORT or unix:///PATH; repeatable (replaces
+    /// [server] socket).
+    #[arg(long = "socket", value_name = "URI")]
+    pub sockets: Vec<crate::socket::SocketAddress>,
 }
 
 /// Run `pawl serve` until Ctrl-C or SIGTERM.
@@ -83,6 +90,27 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let https = match (&config.tls, args.tls_listen) {
+        (Some((listen, files)), flag) => {
+            let tls = crate::tls::server_config(files)?;
+            let addr = flag.unwrap_or(*listen);
+            let tcp = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for HTTPS"))?;
+            Some(crate::tls::TlsListener::new(tcp, tls)?)
+        }
+        (None, Some(_)) => anyhow::bail!(
+            "--tls-listen needs server.tls_cert and server.tls_key in {}",
+            ctx.home.join(crate::config::FILE_NAME).display()
+        ),
+        (None, None) => None,
+    };
+    let sockets = crate::socket::bind(if args.sockets.is_empty() {
+        &config.sockets
+    } else {
+        &args.sockets
+    })
+    .await?;
     let metrics_addr = args.metrics.or(config.metrics);
     let metrics_listener = match metrics_addr {
         Some(addr) => Some(
@@ -108,6 +136,16 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(m) = &metrics_listener {
         writeln!(stdout, "metrics on http://{}/metrics", m.local_addr()?)?;
     }
+    if let Some(h) = &https {
+        writeln!(
+            stdout,
+            "listening on https://{}",
+            axum::serve::Listener::local_addr(h)?
+        )?;
+    }
+    for address in sockets.addresses() {
+        writeln!(stdout, "socket on {address}")?;
+    }
     stdout.flush()?;
     drop(stdout);
     tracing::info!(%local, control = %socket.display(), "serving the octez-signer API");
@@ -122,6 +160,22 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             if let Err(e) = axum::serve(m, router).await {
                 tracing::error!("metrics listener stopped: {e}");
+            }
+        });
+    }
+    let _sockets = sockets.serve(Arc::clone(&state));
+    if let Some(h) = https {
+        use axum::serve::ListenerExt as _;
+        let router = app(Arc::clone(&state));
+        // tap_io: axum gives a tapped listener's peer address to ConnectInfo (allowed_ips).
+        let h = h.tap_io(|_| {});
+        tokio::spawn(async move {
+            let served = axum::serve(
+                h,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            );
+            if let Err(e) = served.await {
+                tracing::error!("HTTPS listener stopped: {e}");
             }
         });
     }

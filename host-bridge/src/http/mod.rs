@@ -27,14 +27,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use pawl_core::keys::{PublicKey, PublicKeyHash, SigningVersion};
-use pawl_core::protocol::{Request as BoardRequest, Response as BoardResponse};
-use pawl_core::request::parse;
+use pawl_core::protocol::Response as BoardResponse;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Authorizer;
 use crate::link::Link;
 use crate::metrics::Metrics;
+use crate::signer;
 pub use error::ApiError;
 
 /// HTTP switches (Octez launch options).
@@ -133,26 +133,8 @@ async fn public_key(
     Path(pkh): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pkh = parse_pkh(&pkh)?;
-    if let Some(key) = state.link.cached_key(&pkh) {
-        return Ok(Json(
-            json!({"public_key": key.public_key.to_b58().as_str()}),
-        ));
-    }
-    let reply = state.link.ask(&BoardRequest::PublicKey { pkh }).await?;
-    match reply.response {
-        BoardResponse::PublicKey(pk) => Ok(Json(json!({"public_key": pk.to_b58().as_str()}))),
-        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
-        other => Err(unexpected(&other)),
-    }
-}
-
-fn unexpected(response: &BoardResponse) -> ApiError {
-    tracing::error!("unexpected answer from the board: {response:?}");
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "link_error",
-        "the board gave an unexpected answer",
-    )
+    let pk = signer::public_key(&state, pkh).await?;
+    Ok(Json(json!({"public_key": pk.to_b58().as_str()})))
 }
 
 /// `?version=&authentication=` of a sign request.
@@ -177,9 +159,6 @@ fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Vec<u8>, ApiError> 
     })?;
     let bytes = hex::decode(text.trim())
         .map_err(|e| ApiError::bad_request(format!("body is not valid hex: {e}")))?;
-    if bytes.is_empty() {
-        return Err(ApiError::bad_request("nothing to sign: the body is empty"));
-    }
     Ok(bytes)
 }
 
@@ -189,36 +168,19 @@ async fn sign(
     query: Result<Query<SignQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let started = Instant::now();
-    // What the log line says about the request; filled in as it is understood.
-    let mut what = (String::from("-"), None::<u32>, None::<u32>);
-    let result = sign_inner(&state, &pkh_text, query, body, &mut what).await;
-    let latency = started.elapsed();
-    state.metrics.sign_latency.observe(latency);
-    let (kind, level, round) = what;
-    let us = latency.as_micros();
-    match &result {
-        Ok(_) => {
-            state.metrics.sign_outcome("signed");
-            tracing::info!(key = %pkh_text, %kind, level, round, outcome = "signed", latency_us = us, "sign");
-        }
-        Err(e) => {
-            state.metrics.sign_outcome(e.outcome);
-            tracing::warn!(key = %pkh_text, %kind, level, round, outcome = e.outcome, status = e.status.as_u16(), latency_us = us, reason = %e.msg, "sign");
-        }
-    }
-    result
+    let query = query.map_err(|e| ApiError::bad_request(e.body_text()));
+    let request = sign_request(&pkh_text, query.as_ref().map(|q| &q.0), body);
+    let sig = signer::sign(&state, &pkh_text, request).await?;
+    Ok(Json(json!({"signature": sig.to_b58().as_str()})))
 }
 
-async fn sign_inner(
-    state: &AppState,
+fn sign_request<'a>(
     pkh_text: &str,
-    query: Result<Query<SignQuery>, QueryRejection>,
+    query: Result<&'a SignQuery, &ApiError>,
     body: Result<Bytes, BytesRejection>,
-    what: &mut (String, Option<u32>, Option<u32>),
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<signer::SignRequest<'a>, ApiError> {
     let pkh = parse_pkh(pkh_text)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let query = query.map_err(Clone::clone)?;
     let version = match query.version.as_deref() {
         None | Some("") => SigningVersion::LATEST,
         Some(v) => SigningVersion(v.parse().map_err(|_| {
@@ -226,89 +188,34 @@ async fn sign_inner(
         })?),
     };
     let payload = parse_body(body)?;
-    // For the log only: the board does its own parsing and decides.
-    if let Ok(parsed) = parse(&payload) {
-        *what = (
-            parsed.kind.name().to_string(),
-            parsed.level(),
-            parsed.round(),
-        );
-    } else {
-        what.0 = format!("magic 0x{:02x}", payload[0]);
-    }
-    state
-        .auth
-        .check(&pkh, &payload, query.authentication.as_deref())?;
-    // Host-held keys: one sign at a time from Sign to HostSignature, because the board keeps
-    // one pending approval.
-    let azure = state.azure.as_ref().filter(|a| a.has_key(&pkh));
-    let _serial = match azure {
-        Some(a) => Some(a.serial.lock().await),
-        None => None,
+    let authentication = match query.authentication.as_deref() {
+        Some(text) => signer::Authentication::B58(text),
+        None => signer::Authentication::Absent,
     };
-    // YubiHSM2 keys: likewise from Sign to the board's last answer (one pending operation,
-    // one session). A key the bridge has not seen listed yet is treated as one.
-    let hsm = state.yubihsm.as_deref().filter(|_| {
-        state
-            .link
-            .cached_key(&pkh)
-            .is_none_or(|k| k.backend == pawl_core::protocol::Backend::YubiHsm)
-    });
-    let _hsm_serial = match hsm {
-        Some(r) => Some(r.serial.lock().await),
-        None => None,
-    };
-    let reply = state
-        .link
-        .ask(&BoardRequest::Sign {
-            pkh,
-            version,
-            payload: &payload,
-        })
-        .await?;
-    state.metrics.device_hop.observe(reply.hop);
-    let response = match reply.response {
-        BoardResponse::DigestApproved {
-            pkh: approved,
-            digest,
-        } if approved == pkh => host_held::finish(state, azure, pkh, digest).await?,
-        BoardResponse::RelayToHsm { sealed } => {
-            hsm_relay::finish(state, state.yubihsm.as_deref(), sealed.to_vec()).await?
-        }
-        other => other,
-    };
-    match response {
-        BoardResponse::Signature(sig) => Ok(Json(json!({"signature": sig.to_b58().as_str()}))),
-        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
-        other => Err(unexpected(&other)),
-    }
+    Ok(signer::SignRequest {
+        pkh,
+        version,
+        payload,
+        authentication,
+    })
 }
 
 async fn authorized_keys(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    if state.auth.required() {
-        Json(json!({"authorized_keys": state.auth.hashes()}))
-    } else {
-        Json(json!({}))
+    match signer::authorized_keys(&state) {
+        Some(keys) => {
+            let list: Vec<String> = keys.iter().map(|k| k.to_b58().to_string()).collect();
+            Json(json!({"authorized_keys": list}))
+        }
+        None => Json(json!({})),
     }
 }
 
 async fn known_keys(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !state.settings.allow_list_known_keys {
-        return Err(ApiError::not_allowed(
-            "List known keys request not allowed.",
-        ));
-    }
-    let reply = state.link.ask(&BoardRequest::ListKeys).await?;
-    match reply.response {
-        BoardResponse::Keys(keys) => {
-            let list: Vec<String> = keys.iter().map(|k| k.pkh.to_b58().to_string()).collect();
-            Ok(Json(json!({"known_keys": list})))
-        }
-        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
-        other => Err(unexpected(&other)),
-    }
+    let keys = signer::known_keys(&state).await?;
+    let list: Vec<String> = keys.iter().map(|k| k.to_b58().to_string()).collect();
+    Ok(Json(json!({"known_keys": list})))
 }
 
 /// `?override_pk=` (Octez calls it `bls_pk`; both are accepted).
@@ -336,15 +243,25 @@ async fn prove_possession(
             ApiError::bad_request(format!("override_pk `{text}' is not a public key: {e}"))
         })?),
     };
-    let reply = state
-        .link
-        .ask(&BoardRequest::ProvePossession { pkh, override_pk })
-        .await?;
-    match reply.response {
-        BoardResponse::Signature(sig) => {
-            Ok(Json(json!({"bls_prove_possession": sig.to_b58().as_str()})))
-        }
-        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
-        other => Err(unexpected(&other)),
-    }
+    let sig = signer::prove_possession(&state, pkh, override_pk).await?;
+    Ok(Json(json!({"bls_prove_possession": sig.to_b58().as_str()})))
+}
+
+/// The second half of a host-held sign (`signer`): Key Vault signs the approved digest.
+pub(crate) async fn host_held_finish(
+    state: &AppState,
+    azure: Option<&Arc<crate::azure::AzureKeyring>>,
+    pkh: PublicKeyHash,
+    digest: [u8; 32],
+) -> Result<BoardResponse, ApiError> {
+    host_held::finish(state, azure, pkh, digest).await
+}
+
+/// The relay of a YubiHSM2 sign (`signer`).
+pub(crate) async fn hsm_relay_finish(
+    state: &AppState,
+    relay: Option<&crate::yubihsm::HsmRelay>,
+    sealed: Vec<u8>,
+) -> Result<BoardResponse, ApiError> {
+    hsm_relay::finish(state, relay, sealed).await
 }
