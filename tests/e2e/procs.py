@@ -208,14 +208,17 @@ def pawl_cli(bins: Binaries, args: list[str], stdin_text: str | None = None) -> 
     return r.stdout.decode()
 
 
-def taquito(commands: list[dict], timeout: float = 120) -> list[dict]:
-    """Run a batch of Taquito commands (see taquito.mjs) in one node process."""
+def taquito(commands: list[dict], timeout: float = 120,
+            env: dict[str, str] | None = None) -> list[dict]:
+    """Run a batch of Taquito commands (see taquito.mjs) in one node process; `env` adds
+    environment variables (NODE_EXTRA_CA_CERTS for HTTPS)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(commands, f)
         path = f.name
     try:
         r = subprocess.run(["node", str(HERE / "taquito.mjs"), path], cwd=HERE,
-                           capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                           capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                           env={**os.environ, **(env or {})})
     finally:
         os.unlink(path)
     if r.returncode != 0:

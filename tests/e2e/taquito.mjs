@@ -59,9 +59,20 @@ const handlers = {
   },
 };
 
+// HTTPS: the CA comes from NODE_EXTRA_CA_CERTS; a command may name a client certificate and key
+// (PEM files) for mutual TLS. RemoteSigner's HTTP backend (node-fetch 2) uses Node's https
+// global agent, whose options every request takes.
+const https = require('node:https');
+
 const commands = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const results = [];
 for (const cmd of commands) {
+  delete https.globalAgent.options.cert;
+  delete https.globalAgent.options.key;
+  if (cmd.tls_cert) {
+    https.globalAgent.options.cert = readFileSync(cmd.tls_cert);
+    https.globalAgent.options.key = readFileSync(cmd.tls_key);
+  }
   const handler = handlers[cmd.op];
   if (!handler) {
     results.push({ ok: false, error: 'UnknownCommand', message: cmd.op, status: null });
