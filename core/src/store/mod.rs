@@ -28,7 +28,7 @@ pub mod wear;
 
 pub use budget::{Budgeted, Clock, WriteBudget};
 pub use memory::{MEMORY_MARKS, MemoryStore};
-pub use nor::{BoardKey, NorStore, NorStoreConfig};
+pub use nor::{BoardKey, FORMAT_VERSION, NorStore, NorStoreConfig};
 
 /// Why the store could not do what was asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +47,12 @@ pub enum StoreError {
         /// Milliseconds until the budget holds what the write needs.
         retry_ms: u32,
     },
+    /// The store was written in a newer layout than this firmware reads (the store's format
+    /// record, `nor.rs` "Format version"): nothing is read or written.
+    NewerFormat {
+        /// The store's format version.
+        version: u16,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -60,6 +66,12 @@ impl fmt::Display for StoreError {
             }
             StoreError::WriteBudget { retry_ms } => {
                 return write!(f, "flash write budget spent: retry in {retry_ms} ms");
+            }
+            StoreError::NewerFormat { version } => {
+                return write!(
+                    f,
+                    "the store was written by a newer firmware (format {version}); flash that firmware again, or re-provision with erase"
+                );
             }
         })
     }

@@ -17,6 +17,7 @@
 //! | key | value after `seq` | written when |
 //! |---|---|---|
 //! | `0x00_00` meta | BLAKE2b-64 MAC | re-provisioning (brings `seq` level with the guard) |
+//! | `0x00_01` format | format version (u16) ‖ MAC | before the first key record of a store without one |
 //! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq` | key generated/imported, policy set |
 //! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
 //! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ budget note (u16) ‖ MAC | a signature above the stored ceiling |
@@ -24,6 +25,16 @@
 //!
 //! MACs are keyed by the board key (see `seal`), over the map key, `seq` and the fields, so
 //! neither a flash editor nor a corrupted copy can lower a ceiling or rename a mark.
+//!
+//! # Format version
+//!
+//! [`FORMAT_VERSION`] names the layout in the table above. A store without a format record
+//! was written before the record existed, in layout 1, and loads as such. A firmware that
+//! changes a layout bumps the number and keeps reading every older one; a firmware that meets
+//! a newer number refuses the store ([`StoreError::NewerFormat`]) instead of misreading it —
+//! downgrading firmware over a store is not supported. Fields inside a sealed key record are
+//! only ever appended ([`super::StoredKey::decode`]), which needs no new version.
+//! `core/tests/fixtures/store-v1/` is an image written by the QEMU firmware; CI loads it.
 //!
 //! # Ceiling reservation
 //!
@@ -122,6 +133,12 @@ impl NorStoreConfig {
 }
 
 const TAG_META: u8 = 0;
+/// `TAG_META` indices.
+const META_REPROVISION: u8 = 0;
+const META_FORMAT: u8 = 1;
+
+/// The stored layout this firmware writes (see "Format version" above).
+pub const FORMAT_VERSION: u16 = 1;
 const TAG_KEY: u8 = 1;
 const TAG_NAME: u8 = 2;
 const TAG_CEILING: u8 = 3;
@@ -179,6 +196,8 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard> {
     /// The write budget's note ([`Store::budget_note`]): written into every ceiling record,
     /// and after a load the newest ceiling record's (`None`: no ceiling record at all).
     note: Option<u16>,
+    /// Whether the store holds a format record (written before the first key otherwise).
+    has_format: bool,
     buf: [u8; BUF],
 }
 
@@ -267,6 +286,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
             forgotten: [0; MAX_MARKS],
             guard_behind: None,
             note: None,
+            has_format: false,
             buf: [0; BUF],
         })
     }
@@ -284,6 +304,13 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
     /// Number of the newest record written or loaded.
     pub fn seq(&self) -> u32 {
         self.seq
+    }
+
+    /// Write a format record claiming `version` — what a newer firmware would leave behind.
+    /// For tests and tools that check how a store from the future is refused; firmware never
+    /// calls it.
+    pub fn stamp_format(&mut self, version: u16) -> Result<(), StoreError> {
+        self.write_authenticated(map_key(TAG_META, META_FORMAT), &version.to_le_bytes())
     }
 
     fn sync_wear(&mut self) {
@@ -408,6 +435,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         let mut ceilings: heapless::Vec<(u8, u32, u32), MAX_MARKS> = heapless::Vec::new();
         // (seq, note) of the newest ceiling record.
         let mut newest_note: Option<(u32, u16)> = None;
+        let mut has_format = false;
         // `fetch_all_items` (8.0.2) does not run the crate's automatic repair when it meets an
         // interrupted erase (its page-state lookup returns early with `?`), but `fetch_item`
         // does: on `Corrupted`, look one record up to finish the repair, then scan.
@@ -466,8 +494,19 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                 let copy = &mut copy[..value.len()];
                 copy.copy_from_slice(value);
                 match tag {
-                    TAG_META => {
+                    TAG_META if index == META_REPROVISION => {
                         verified(&self.seal, key, copy)?;
+                    }
+                    TAG_META if index == META_FORMAT => {
+                        let fields = verified(&self.seal, key, copy)?;
+                        let version = match fields {
+                            [a, b] => u16::from_le_bytes([*a, *b]),
+                            _ => return Err(StoreError::Corrupted),
+                        };
+                        if version > FORMAT_VERSION {
+                            return Err(StoreError::NewerFormat { version });
+                        }
+                        has_format = true;
                     }
                     TAG_KEY => {
                         let stored = open_key(&self.seal, key, copy);
@@ -548,6 +587,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         self.forgotten = resets.forgotten();
         self.seq = max_seq;
         self.note = newest_note.map(|(_, note)| note);
+        self.has_format = has_format;
         Ok(keys)
     }
 }
@@ -795,6 +835,14 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
         if usize::from(slot) >= MAX_KEYS {
             return Err(StoreError::Full);
         }
+        if !self.has_format {
+            // Once per store, before its first key: the layout it is written in.
+            self.write_authenticated(
+                map_key(TAG_META, META_FORMAT),
+                &FORMAT_VERSION.to_le_bytes(),
+            )?;
+            self.has_format = true;
+        }
         let map_key = map_key(TAG_KEY, slot);
         let seq = self.next_seq()?;
         let mut body = [0u8; SEAL_OVERHEAD + KEY_PLAINTEXT];
@@ -819,11 +867,12 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
             result.map_err(flash_error)?;
             self.marks.clear();
             self.forgotten = [0; MAX_MARKS];
+            self.has_format = false;
             self.seq = self.seq.max(floor);
         } else {
             self.scan()?;
             self.seq = self.seq.max(floor);
         }
-        self.write_authenticated(map_key(TAG_META, 0), &[])
+        self.write_authenticated(map_key(TAG_META, META_REPROVISION), &[])
     }
 }
