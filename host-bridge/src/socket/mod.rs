@@ -1,6 +1,6 @@
 //! The Octez socket signer protocol over TCP (`tcp://HOST:PORT`) and Unix sockets
 //! (`unix:///PATH`), as `octez-signer launch socket signer` / `launch local signer` serve it
-//! and `octez-client` speaks it for `tcp://…/tz1…` and `unix:///…/tz1…` signer URIs.
+//! and `octez-client` speaks it for `tcp://…/tz1…` and `unix:/…?pkh=tz1…` signer URIs.
 //!
 //! Each message is a frame (uint16 big-endian length ‖ body); a connection carries any number
 //! of request/answer pairs, one at a time. Every request takes the same path as its HTTP twin
