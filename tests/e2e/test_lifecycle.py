@@ -146,6 +146,30 @@ def test_rolled_back_store_is_refused_until_reprovisioned(life):
     sign_verified(bridge, key, [tezos.attestation("ed", CHAIN, 1200, 0)])
 
 
+def test_a_removed_key_keeps_its_marks_and_can_come_back(life):
+    stack, key = life
+    bridge = stack.bridge
+    sign_verified(bridge, key, [tezos.attestation("ed", CHAIN, 3000, 0)])
+    _, marks_before = board_state(stack)
+    done = cli_json(stack, "keys", "remove", key.pkh)
+    assert done["removed"] == key.pkh and done["marks_kept"] >= 1, done
+    keys, marks = board_state(stack)
+    assert keys == [] and marks == marks_before
+    status, _ = bridge.public_key(key.pkh)
+    assert status == 404, "serve still lists a removed key"
+    status, _ = bridge.sign(key.pkh, tezos.attestation("ed", CHAIN, 3001, 0))
+    assert status == 404
+    # Back from its secret: its old mark still holds.
+    procs.pawl_cli(stack.bins, ["keys", "import", "--chain", CHAIN_B58, "--home",
+                                str(stack.bridge_home), "--device", str(stack.device)],
+                   stdin_text=SECRET + "\n")
+    status, _ = bridge.sign(key.pkh, tezos.attestation("ed", CHAIN, 3000, 0, slot=4))
+    assert status == 409, "a removed and re-imported key signed below its old mark"
+    sign_verified(bridge, key, [tezos.attestation("ed", CHAIN, 3001, 0)])
+    err = cli_fails(stack, "keys", "remove", tezos.random_tz1())
+    assert "unknown key" in err, err
+
+
 def test_erase_leaves_an_empty_board(life):
     stack, key = life
     done = cli_json(stack, "device", "reprovision", "--erase")

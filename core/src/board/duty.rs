@@ -1,7 +1,7 @@
 //! A key's duty on this board ([`Duty`]): role, standby and the window of levels it signs
-//! consensus requests in — the hand-off between two boards (`docs/lifecycle.md`). Set only in
-//! provisioning mode; checked on every sign right after the policy
-//! ([`Duty::check`]), so a refusal changes nothing.
+//! consensus requests in — the hand-off between two boards (`docs/lifecycle.md`) — and, at the
+//! end of a key's life here, its removal. Set only in provisioning mode; the duty is checked on
+//! every sign right after the policy ([`Duty::check`]), so a refusal changes nothing.
 
 use super::{Board, Material, Presence, Refusal, Response};
 use crate::keys::{Curve, Entropy, KeyPair, PublicKeyHash, SecretBytes};
@@ -35,5 +35,19 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         self.provisioning()?;
         let pair = KeyPair::from_secret(curve, secret)?;
         self.add_key_with(Material::OnBoard(pair), policy, duty)
+    }
+
+    /// [`crate::protocol::Request::RemoveKey`]: durable first, then gone from RAM. The key's
+    /// marks stay: removing and adding a key again must not reset its watermark.
+    pub(super) fn remove_key(&mut self, pkh: &PublicKeyHash) -> Result<Response, Refusal> {
+        self.provisioning()?;
+        self.healthy()?;
+        let index = self.index(pkh)?;
+        self.store.remove_key(self.keys[index].slot)?;
+        self.keys.remove(index);
+        self.forget_pending();
+        // The YubiHSM2 credential is the newest HSM key's, as at load.
+        self.hsm.credential = self.newest_hsm_credential();
+        Ok(Response::Done)
     }
 }

@@ -125,6 +125,9 @@ impl Material {
 }
 
 pub(super) struct KeySlot {
+    /// The store slot the key is kept in (the board's list keeps slot order; after a removal
+    /// a slot number may be free in the middle).
+    pub(super) slot: u8,
     pub(super) material: Material,
     pub(super) policy: Policy,
     /// May prove possession in operational mode (tz4 on the board; `super::possession`).

@@ -152,19 +152,25 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 StoreHealth::Refusing(e)
             }
         };
-        self.hsm.credential = self.keys.iter().rev().find_map(|k| match &k.material {
+        self.hsm.credential = self.newest_hsm_credential();
+    }
+
+    /// The YubiHSM2 authentication key of the newest HSM key: the one sessions are opened with.
+    fn newest_hsm_credential(&self) -> Option<crate::yubihsm::AuthKey> {
+        self.keys.iter().rev().find_map(|k| match &k.material {
             Material::YubiHsm { auth, .. } => Some(auth.clone()),
             _ => None,
-        });
+        })
     }
 
     fn load(&mut self) -> Result<(), StoreError> {
         let keys = &mut self.keys;
         let marks = &mut self.marks;
         self.store.load(&mut |record| match record {
-            Record::Key { key, .. } => {
+            Record::Key { slot, key } => {
                 let material = Material::from_stored(key).map_err(|_| StoreError::Corrupted)?;
                 keys.push(KeySlot {
+                    slot,
                     material,
                     policy: key.policy.clone(),
                     pop_operational: key.pop_operational.unwrap_or(false),
@@ -280,6 +286,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 }
             }
             Request::SetDuty { pkh, duty } => self.set_duty(&pkh, duty),
+            Request::RemoveKey { pkh } => self.remove_key(&pkh),
             Request::ImportKeyWithDuty {
                 curve,
                 secret,
@@ -430,11 +437,16 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         if self.keys.is_full() {
             return Err(full);
         }
-        let slot_no = u8::try_from(self.keys.len()).map_err(|_| full)?;
+        // The lowest slot number no key holds (a removed key's slot is reused).
+        let slot_no = (0..MAX_KEYS)
+            .filter_map(|n| u8::try_from(n).ok())
+            .find(|n| self.keys.iter().all(|k| k.slot != *n))
+            .ok_or(full)?;
         // A new key may prove possession in operational mode only once allowed to.
         let stored = material.stored(&policy, false, None, duty);
         self.store.persist_key(slot_no, &stored)?;
         let slot = KeySlot {
+            slot: slot_no,
             material,
             policy,
             pop_operational: false,
@@ -442,7 +454,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             duty,
         };
         let info = slot.info();
-        self.keys.push(slot).map_err(|_| full)?;
+        // In slot order, as a reload lists them.
+        let at = self
+            .keys
+            .iter()
+            .position(|k| k.slot > slot_no)
+            .unwrap_or(self.keys.len());
+        self.keys.insert(at, slot).map_err(|_| full)?;
         self.forget_pending();
         Ok(Response::KeyInfo(info))
     }
@@ -456,10 +474,8 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         index: usize,
         change: impl FnOnce(&mut Settings),
     ) -> Result<(), Refusal> {
-        let slot_no = u8::try_from(index).map_err(|_| Refusal::KeyTableFull {
-            capacity: capacity_u16(MAX_KEYS),
-        })?;
         let slot = &self.keys[index];
+        let slot_no = slot.slot;
         let mut new = slot.settings();
         change(&mut new);
         new.duty.validate(slot.material.curve())?;

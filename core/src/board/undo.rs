@@ -22,7 +22,8 @@
 //!   is forgotten, as by every state change.
 //!
 //! `ForgetWatermarks { pkh }` drops every mark of `pkh` on a chain its policy refuses — only
-//! those: a chain the key may still sign on keeps its mark. Pin the key with `SetPolicy`
+//! those: a chain the key may still sign on keeps its mark. A key the board no longer holds
+//! (`RemoveKey`) allows no chain, so all its marks go. Pin the key with `SetPolicy`
 //! first. All or none: the store forgets them with one record ([`Store::forget_marks`]), and
 //! only then does the board drop them from RAM; a store refusal leaves every one in place.
 //!
@@ -52,11 +53,17 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     pub(super) fn forget_watermarks(&mut self, pkh: &PublicKeyHash) -> Result<Response, Refusal> {
         self.provisioning()?;
         self.healthy()?;
-        let index = self.index(pkh)?;
-        let policy = &self.keys[index].policy;
+        // A key the board no longer holds (removed) allows no chain: all its marks may go.
+        let policy = match self.index(pkh) {
+            Ok(index) => Some(&self.keys[index].policy),
+            Err(_) if self.marks.iter().any(|(id, _)| id.key == *pkh) => None,
+            Err(unknown) => return Err(unknown),
+        };
+        let allows =
+            |chain| policy.is_some_and(|p| p.chains.is_empty() || p.chains.contains(chain));
         let mut doomed: heapless::Vec<MarkId, { super::MAX_MARKS }> = heapless::Vec::new();
         for (id, _) in self.marks.iter() {
-            if id.key == *pkh && !policy.chains.is_empty() && !policy.chains.contains(&id.chain) {
+            if id.key == *pkh && !allows(&id.chain) {
                 // Cannot overflow: at most the table's size.
                 let _ = doomed.push(*id);
             }

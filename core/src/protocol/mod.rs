@@ -345,6 +345,13 @@ pub enum Request<'a> {
         /// Duty.
         duty: Duty,
     },
+    /// Provisioning: remove key `pkh` from the board (an on-board secret is gone for good; a
+    /// YubiHSM2 or host-held key stays where it lives). Its marks stay and guard it if it is
+    /// added again; `ForgetWatermarks` (button) frees them. [`Response::Done`].
+    RemoveKey {
+        /// Which key.
+        pkh: PublicKeyHash,
+    },
 }
 
 /// One key as the board lists it.

@@ -236,6 +236,10 @@ impl<S: Store, C: Clock> Store for Budgeted<S, C> {
         result
     }
 
+    fn remove_key(&mut self, slot: u8) -> Result<(), StoreError> {
+        self.inner.remove_key(slot)
+    }
+
     fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
         if self.operational {
             let floor = self.budget.idle_reserve.saturating_add(1);

@@ -113,6 +113,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn remove_key(&mut self, slot: u8) -> Result<(), StoreError> {
+        self.write_allowed()?;
+        self.keys.retain(|(s, _)| *s != slot);
+        Ok(())
+    }
+
     fn reprovision(&mut self, erase: bool) -> Result<(), StoreError> {
         if erase {
             self.keys.clear();

@@ -218,6 +218,15 @@ pub trait Store {
     /// Save the key in `slot` (new key, or a policy change), durably.
     fn persist_key(&mut self, slot: u8, key: &StoredKey) -> Result<(), StoreError>;
 
+    /// Forget the key in `slot`, durably: after `Ok`, [`Store::load`] no longer reports it and
+    /// the slot may take another key. Its marks stay (they are named by key hash, not slot):
+    /// the key comes back to them if it is added again. A power cut leaves the key either
+    /// there or gone. Stores that cannot remove keys refuse ([`StoreError::Io`]).
+    fn remove_key(&mut self, slot: u8) -> Result<(), StoreError> {
+        let _ = slot;
+        Err(StoreError::Io)
+    }
+
     /// Idle-time work, for board glue to call when no request is waiting: raise, by one
     /// durable write, the reservation of a mark that the next signature would otherwise have
     /// to raise on its own path. `Ok(true)`: something was written (call again while still

@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | `0x00_00` meta | BLAKE2b-64 MAC | re-provisioning (brings `seq` level with the guard) |
 //! | `0x00_01` format | format version (u16) ‖ MAC | before the first key record of a store without one |
-//! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq` | key generated/imported, policy set |
+//! | `0x01_ss` key in slot `ss` | XChaCha20-Poly1305 seal of postcard(`StoredKey`), bound to key and `seq`; the seal of nothing when the key was removed | key generated/imported, policy or duty set, key removed |
 //! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
 //! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ budget note (u16) ‖ MAC | a signature above the stored ceiling |
 //! | `0x04_ii`, `0x05_ii`, `0x06_00` forget, lower mark `ii`; forget table | see `store::resets` | an operator's undo, confirmed on the board; reusing a name-only index |
@@ -511,13 +511,17 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                     TAG_KEY => {
                         let stored = open_key(&self.seal, key, copy);
                         copy.zeroize();
-                        let stored = stored?;
-                        // Items come oldest first: a newer record for a slot replaces the older.
-                        match keys.iter_mut().find(|(slot, _)| *slot == index) {
-                            Some(entry) => entry.1 = stored,
-                            None => keys
+                        // Items come oldest first: a newer record for a slot replaces the older,
+                        // and a removal takes the slot's key away.
+                        match (stored?, keys.iter().position(|(slot, _)| *slot == index)) {
+                            (Some(stored), Some(at)) => keys[at].1 = stored,
+                            (Some(stored), None) => keys
                                 .push((index, stored))
                                 .map_err(|_| StoreError::Corrupted)?,
+                            (None, Some(at)) => {
+                                keys.swap_remove(at);
+                            }
+                            (None, None) => {}
                         }
                     }
                     TAG_NAME if resets.voids_name(index, seq) => {}
@@ -592,15 +596,19 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
     }
 }
 
-/// Open a sealed key record's value (`seq ‖ seal`).
-fn open_key(seal: &SealKeys, key: u16, value: &mut [u8]) -> Result<StoredKey, StoreError> {
+/// Open a sealed key record's value (`seq ‖ seal`): the key, or `None` for a removed key (the
+/// seal of an empty plaintext, as authenticated as any key).
+fn open_key(seal: &SealKeys, key: u16, value: &mut [u8]) -> Result<Option<StoredKey>, StoreError> {
     let [_, slot] = key.to_be_bytes();
     if usize::from(slot) >= MAX_KEYS {
         return Err(StoreError::Corrupted);
     }
     let seq = seq_of(value)?;
     let plain = seal.open(&key_aad(key, seq), &mut value[4..])?;
-    StoredKey::decode(plain)
+    if plain.is_empty() {
+        return Ok(None);
+    }
+    StoredKey::decode(plain).map(Some)
 }
 
 fn key_aad(key: u16, seq: u32) -> [u8; 14] {
@@ -853,6 +861,17 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
         let result = sealed.and_then(|len| self.write(map_key, seq, &body[..len]));
         body.zeroize();
         result
+    }
+
+    fn remove_key(&mut self, slot: u8) -> Result<(), StoreError> {
+        if usize::from(slot) >= MAX_KEYS {
+            return Err(StoreError::Full);
+        }
+        let map_key = map_key(TAG_KEY, slot);
+        let seq = self.next_seq()?;
+        let mut body = [0u8; SEAL_OVERHEAD];
+        let sealed = self.seal.seal(&key_aad(map_key, seq), &mut body, 0)?;
+        self.write(map_key, seq, &body[..sealed])
     }
 
     fn wear(&self) -> WearCounters {

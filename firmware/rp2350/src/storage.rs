@@ -106,6 +106,13 @@ impl Store for BoardStore {
         }
     }
 
+    fn remove_key(&mut self, slot: u8) -> Result<(), StoreError> {
+        match self {
+            BoardStore::Flash(s) => s.remove_key(slot),
+            BoardStore::Missing => Err(StoreError::Io),
+        }
+    }
+
     fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
         match self {
             BoardStore::Flash(s) => s.reserve_ahead(),

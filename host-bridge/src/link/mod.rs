@@ -279,6 +279,7 @@ fn reasking_is_safe(request: &Request<'_>) -> bool {
         | Request::GenerateKeyWithBackup { .. }
         | Request::SetDuty { .. }
         | Request::ImportKeyWithDuty { .. }
+        | Request::RemoveKey { .. }
         | Request::ImportKey { .. }
         | Request::SetPolicy { .. }
         | Request::ImportWatermark { .. }

@@ -160,6 +160,51 @@ pub fn with_role(
     }
 }
 
+/// `pawl keys remove PKH`.
+pub fn remove(ctx: &Context, text: &str) -> anyhow::Result<()> {
+    let pkh = parse_pkh(text)?;
+    let link = ctx.open_link()?;
+    match ask(&link, &Request::RemoveKey { pkh })? {
+        Response::Done => {}
+        other => anyhow::bail!("unexpected answer to remove key: {other:?}"),
+    }
+    // Asking for the key list also brings a running `pawl serve`'s key cache in step.
+    let Response::Keys(keys) = ask(&link, &Request::ListKeys)? else {
+        anyhow::bail!("unexpected answer to list keys");
+    };
+    let marks = marks_of(&link, &pkh)?;
+    if ctx.json {
+        print_json(&serde_json::json!({
+            "removed": pkh.to_b58().as_str(),
+            "keys": keys.len(),
+            "marks_kept": marks,
+        }));
+    } else {
+        println!(
+            "{pkh} removed; {marks} of its marks stay on the board (they guard the key if it comes back; `pawl watermark forget {pkh}` frees them)"
+        );
+    }
+    Ok(())
+}
+
+/// How many marks the board holds for `pkh`.
+fn marks_of(link: &crate::link::Link, pkh: &PublicKeyHash) -> anyhow::Result<usize> {
+    let mut count = 0;
+    let mut start = 0u16;
+    loop {
+        let Response::Watermarks { entries, next } =
+            ask(link, &Request::ExportWatermarks { start })?
+        else {
+            anyhow::bail!("unexpected answer to export watermarks");
+        };
+        count += entries.iter().filter(|e| e.pkh == *pkh).count();
+        match next {
+            Some(n) if n > start => start = n,
+            _ => return Ok(count),
+        }
+    }
+}
+
 /// `pawl keys standby PKH`.
 pub fn standby(ctx: &Context, pkh: &str) -> anyhow::Result<()> {
     change(ctx, &parse_pkh(pkh)?, |d| d.standby = true).map(drop)

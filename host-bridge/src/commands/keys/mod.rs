@@ -89,6 +89,14 @@ pub enum KeysCommand {
         /// The key.
         pkh: String,
     },
+    /// Remove a key from the board (provisioning mode). A secret held only by the board is gone
+    /// for good (keep a backup, or move the key first: `pawl keys retire`); a YubiHSM2 or Azure
+    /// key stays where it lives. Its marks stay on the board and guard it if it comes back;
+    /// `pawl watermark forget PKH` (a press of the button) frees them.
+    Remove {
+        /// The key.
+        pkh: String,
+    },
     /// Change a key's role (provisioning mode).
     Role {
         /// The key.
@@ -171,6 +179,7 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Retire(args) => duty::retire(ctx, &args),
         KeysCommand::Activate(args) => duty::activate(ctx, args),
         KeysCommand::Standby { pkh } => duty::standby(ctx, &pkh),
+        KeysCommand::Remove { pkh } => duty::remove(ctx, &pkh),
         KeysCommand::Role { pkh, role } => duty::role(ctx, &pkh, role),
         KeysCommand::Generate { curve, role, .. }
             if role == duty::RoleArg::Companion && !matches!(curve, CurveArg::Bls) =>

@@ -17,7 +17,8 @@ use crate::link::Link;
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
     /// The key (tz1…/tz2…/tz3…/tz4…) whose marks on chains its policy no longer allows are
-    /// forgotten. Pin the key to its chains first (its policy).
+    /// forgotten. Pin the key to its chains first (its policy). For a key the board no longer
+    /// holds (`pawl keys remove`), every mark it left.
     pub pkh: String,
 }
 
