@@ -218,3 +218,64 @@ fn provisioning_mode_is_not_bounded() {
         sign(&mut b, &pkh, &p).expect("provisioning mode signs");
     }
 }
+
+#[test]
+fn the_button_is_not_asked_for_a_write_the_budget_refuses() {
+    use pawl_core::board::Board;
+    use pawl_core::sim::flash::PAGE;
+    use pawl_core::store::{BoardKey, Budgeted, NorStore, NorStoreConfig};
+    use support::board::{INFO, SharedButton, TestEntropy};
+    use support::budget::{FakeClock, PAGES};
+    use support::power::{BOARD_KEY, SharedGuard};
+
+    let budget = WriteBudget::DEFAULT;
+    let guard = SharedGuard::default();
+    let button = SharedButton::default();
+    button.press.set(true);
+    let open = |flash, mode| {
+        let config = NorStoreConfig {
+            region: 0..(PAGES * PAGE) as u32,
+            ceiling_ahead: AHEAD,
+        };
+        let store =
+            NorStore::new(flash, config, &BoardKey::new(BOARD_KEY), guard.clone()).expect("config");
+        let clock = FakeClock::default();
+        let store = Budgeted::new(store, clock.clone(), budget);
+        (
+            Board::open(store, TestEntropy(3), button.clone(), mode, INFO),
+            clock,
+        )
+    };
+    let (mut b, _) = open(pawl_core::sim::SimFlash::new(PAGES), Mode::Provisioning);
+    let sk = pawl_core::keys::SecretBytes::new([0x66; 32])
+        .to_b58(pawl_core::keys::Curve::Ed25519)
+        .to_string();
+    let (pkh, _) = support::board::import(&mut b, &sk, pawl_core::policy::Policy::default());
+    let at = |level| payload(MarkKind::Attestation, false, CHAINS[0], level, 0, 1);
+    sign(&mut b, &pkh, &at(10)).expect("first mark");
+    let flash = b.into_store().into_inner().into_flash();
+    let (mut b, clock) = open(flash, Mode::Operational);
+    // Spend the bucket: every request above the ceiling.
+    let mut level = 10;
+    loop {
+        match sign(&mut b, &pkh, &at(level + AHEAD + 1)) {
+            Ok(_) => level += AHEAD + 1,
+            Err(r) if is_budget(&r) => break,
+            Err(r) => panic!("{r:?}"),
+        }
+    }
+    // A jump past the guard's limit needs the button; the budget refuses first.
+    let far = at(level + 2_000_000);
+    let before = snapshot(&mut b);
+    let r = sign(&mut b, &pkh, &far).expect_err("no tokens");
+    assert!(is_budget(&r), "{r:?}");
+    assert_eq!(
+        button.asked.get(),
+        0,
+        "the button was asked for a refused write"
+    );
+    assert_eq!(snapshot(&mut b), before);
+    clock.advance(10_000);
+    sign(&mut b, &pkh, &far).expect("pressed, and the budget is back");
+    assert_eq!(button.asked.get(), 1);
+}

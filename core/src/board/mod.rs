@@ -545,8 +545,14 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         };
 
         let press = slot.policy.needs_confirmation(parsed.kind) || jump.is_some();
-        if press && !self.presence.confirm(pkh, parsed.kind) {
-            return Err(jump.unwrap_or(Refusal::NotConfirmed));
+        if press {
+            if let Some((id, level, round, _)) = &mark {
+                // A write the budget would refuse is refused before the operator is asked.
+                self.store.may_persist(id, *level, *round)?;
+            }
+            if !self.presence.confirm(pkh, parsed.kind) {
+                return Err(jump.unwrap_or(Refusal::NotConfirmed));
+            }
         }
 
         if let Some((id, level, round, _)) = &mark {

@@ -9,7 +9,9 @@
 //!   [`WriteBudget::records_per_hour`] up to [`WriteBudget::capacity`]. With too few tokens the
 //!   write is refused **before** anything is written, with [`StoreError::WriteBudget`] naming
 //!   when to retry: a transient refusal that changes nothing (the board stays healthy, the
-//!   mark stays where it was, nothing is signed). Idle-time reservation
+//!   mark stays where it was, nothing is signed). The board asks first
+//!   ([`Store::may_persist`]) when a request waits for its button, so that an operator is not
+//!   asked to press for a write the budget then refuses. Idle-time reservation
 //!   ([`Store::reserve_ahead`]) spends tokens only while more than
 //!   [`WriteBudget::idle_reserve`] are left, so it never takes what signing needs.
 //! * **Power cycles mint nothing.** Every ceiling record carries, under its MAC, the number of
@@ -152,8 +154,9 @@ impl<S: Store, C: Clock> Budgeted<S, C> {
         u16::try_from(tokens.max(0) / NOTE_UNIT).unwrap_or(u16::MAX)
     }
 
-    /// Take `records` worth of tokens now, or say when they will be there.
-    fn take(&mut self, records: u32) -> Result<(), StoreError> {
+    /// Whether `records` worth of tokens are there now (they are taken by [`Self::charge`]
+    /// once written), or say when they will be.
+    fn afford(&mut self, records: u32) -> Result<(), StoreError> {
         self.refill();
         let need = i64::from(records).saturating_mul(RECORD);
         if self.tokens >= need {
@@ -202,7 +205,7 @@ impl<S: Store, C: Clock> Store for Budgeted<S, C> {
             return self.inner.persist_mark(id, level, round);
         }
         if self.operational {
-            self.take(cost)?;
+            self.afford(cost)?;
         }
         let after = self
             .tokens
@@ -243,7 +246,7 @@ impl<S: Store, C: Clock> Store for Budgeted<S, C> {
     fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
         if self.operational {
             let floor = self.budget.idle_reserve.saturating_add(1);
-            if self.take(floor).is_err() {
+            if self.afford(floor).is_err() {
                 return Ok(false);
             }
         }
@@ -259,6 +262,14 @@ impl<S: Store, C: Clock> Store for Budgeted<S, C> {
 
     fn persist_cost(&self, id: &MarkId, level: u32, round: u32) -> u32 {
         self.inner.persist_cost(id, level, round)
+    }
+
+    fn may_persist(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
+        let cost = self.inner.persist_cost(id, level, round);
+        if self.operational && cost > 0 {
+            self.afford(cost)?;
+        }
+        self.inner.may_persist(id, level, round)
     }
 
     fn budget_note(&self) -> Option<u16> {

@@ -244,6 +244,14 @@ pub trait Store {
         1
     }
 
+    /// Whether [`Store::persist_mark`] of this position could write now, asked before the board
+    /// waits for its button: a store with a write budget ([`budget`]) refuses as
+    /// `persist_mark` would, without spending anything. The default allows.
+    fn may_persist(&mut self, id: &MarkId, level: u32, round: u32) -> Result<(), StoreError> {
+        let _ = (id, level, round);
+        Ok(())
+    }
+
     /// The write budget's note ([`budget`]) as loaded: what the newest ceiling record carried
     /// (0 in records from before the note); `None` only when the store holds no ceiling record
     /// at all (a board that never made a mark durable). Stores that keep no note say `Some(0)`.

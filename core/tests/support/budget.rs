@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use pawl_core::board::{Board, MAX_MARKS, NoButton};
+use pawl_core::board::{Board, MAX_MARKS, NoButton, Presence};
 use pawl_core::keys::{Curve, PublicKeyHash, SecretBytes};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{Mode, Refusal, Request, Response, StoreHealth};
@@ -128,7 +128,7 @@ pub struct Snapshot {
     bytes: u64,
 }
 
-pub fn snapshot(b: &mut BudgetBoard) -> Snapshot {
+pub fn snapshot<P: Presence>(b: &mut Board<BudgetStore, TestEntropy, P>) -> Snapshot {
     let marks = b
         .watermarks()
         .iter()
@@ -139,7 +139,7 @@ pub fn snapshot(b: &mut BudgetBoard) -> Snapshot {
         Response::Status(s) => s.store,
         other => panic!("{other:?}"),
     };
-    let w = wear(b);
+    let w = b.store().wear();
     Snapshot {
         marks,
         keys,
