@@ -9,7 +9,9 @@
 //!    provisioning request that answered `KeyInfo`/`Done`; a mark moves only to the position
 //!    of the request that moved it; across a power cut, only the one write the cut interrupted
 //!    (unanswered on a real board) may have landed, whole: one key added or rewritten as
-//!    asked, all of a forget's marks or none (`docs/design.md` §8);
+//!    asked, all of a forget's marks or none (`docs/design.md` §8); a refusal for the flash
+//!    write budget wrote no record (the board runs under a tight budget on a clock the steps
+//!    move: `support/hostile_driver.rs`);
 //! 4. the board never panics and answers every frame with one decodable frame;
 //! 5. every released signature verifies under the key's public key with a second library.
 //!
