@@ -681,3 +681,79 @@ fn tls_configuration_errors_name_the_field_and_the_file() {
     assert_eq!(ok.sockets.len(), 2);
     assert!(ok.tls.is_some());
 }
+
+/// The `pawl` binary: a TLS file it cannot use stops `pawl serve` before anything is bound,
+/// naming the field and the file; with good files it prints every address it serves.
+#[test]
+fn pawl_serve_names_a_bad_tls_file_and_prints_every_transport() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let pki = Pki::new();
+    let home = tempfile::tempdir().expect("home");
+    let toml = |key: &Path| {
+        format!(
+            "[server]\ntls_listen = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             socket = [\"tcp://127.0.0.1:0\", \"unix://{}\"]\n",
+            pki.path("server.pem").display(),
+            key.display(),
+            home.path().join("signer.sock").display()
+        )
+    };
+    let pawl = env!("CARGO_BIN_EXE_pawl");
+    std::fs::write(home.path().join("pawl.toml"), toml(&pki.path("client.key"))).expect("toml");
+    let out = Command::new(pawl)
+        .args(["serve", "--home"])
+        .arg(home.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run pawl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("server.tls_key") && stderr.contains("client.key"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "printed an address: {:?}",
+        out.stdout
+    );
+    assert!(!home.path().join("control.sock").exists());
+    assert!(!home.path().join("signer.sock").exists());
+
+    std::fs::write(home.path().join("pawl.toml"), toml(&pki.path("server.key"))).expect("toml");
+    let mut child = Command::new(pawl)
+        .args(["serve", "--home"])
+        .arg(home.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pawl");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = || lines.next().expect("a line").expect("utf8");
+    assert!(next().starts_with("listening on http://127.0.0.1:"));
+    assert!(next().starts_with("listening on https://127.0.0.1:"));
+    let tcp = next();
+    assert!(tcp.starts_with("socket on tcp://127.0.0.1:"), "{tcp}");
+    assert_eq!(
+        next(),
+        format!(
+            "socket on unix://{}",
+            home.path().join("signer.sock").display()
+        )
+    );
+    let addr: SocketAddr = tcp["socket on tcp://".len()..].parse().expect("addr");
+    let mut c = TcpStream::connect(addr).expect("connect");
+    assert_eq!(roundtrip(&mut c, &[0, 1, 2]), vec![0, 2, 0, 0]);
+    // SIGTERM: serve stops and removes its socket files.
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    child.wait().expect("wait");
+    assert!(
+        !home.path().join("signer.sock").exists(),
+        "unix socket left"
+    );
+}

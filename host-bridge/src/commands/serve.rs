@@ -45,6 +45,15 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     let config = &ctx.config;
+    // The TLS files first: a bad one stops serve before anything is bound or opened.
+    let tls = match (&config.tls, args.tls_listen) {
+        (Some((listen, files)), _) => Some((*listen, crate::tls::server_config(files)?)),
+        (None, Some(_)) => anyhow::bail!(
+            "--tls-listen needs server.tls_cert and server.tls_key in {}",
+            ctx.home.join(crate::config::FILE_NAME).display()
+        ),
+        (None, None) => None,
+    };
     let socket = control::socket_path(&ctx.home);
     // First, so that a second `pawl serve` on the same home stops here.
     let control_listener = control::bind(&socket)?;
@@ -90,20 +99,15 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let https = match (&config.tls, args.tls_listen) {
-        (Some((listen, files)), flag) => {
-            let tls = crate::tls::server_config(files)?;
-            let addr = flag.unwrap_or(*listen);
+    let https = match (tls, args.tls_listen) {
+        (Some((listen, tls)), flag) => {
+            let addr = flag.unwrap_or(listen);
             let tcp = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} for HTTPS"))?;
             Some(crate::tls::TlsListener::new(tcp, tls)?)
         }
-        (None, Some(_)) => anyhow::bail!(
-            "--tls-listen needs server.tls_cert and server.tls_key in {}",
-            ctx.home.join(crate::config::FILE_NAME).display()
-        ),
-        (None, None) => None,
+        (None, _) => None,
     };
     let sockets = crate::socket::bind(if args.sockets.is_empty() {
         &config.sockets
