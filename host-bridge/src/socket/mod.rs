@@ -29,6 +29,9 @@ use codec::SocketRequest;
 /// Longest a started message may take to arrive in full (a client that stalls mid-message is
 /// dropped).
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection may stay silent between messages before it is closed (octez-client
+/// opens a connection per request; an idle one only holds a slot).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most connections served at once on one socket; more wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 256;
 
@@ -259,9 +262,13 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     loop {
         let mut first = [0u8; 1];
-        match stream.read_exact(&mut first).await {
-            Ok(_) => {}
-            Err(_) => return, // closed between messages
+        match tokio::time::timeout(IDLE_TIMEOUT, stream.read_exact(&mut first)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return, // closed between messages
+            Err(_) => {
+                tracing::debug!(client = %peer, "idle socket connection closed");
+                return;
+            }
         }
         let mut rest = [0u8; 1];
         let read = async {
