@@ -599,6 +599,27 @@ fn https_serves_the_same_api_and_mutual_tls_refuses_missing_and_wrong_certificat
         );
         assert!(got.is_err(), "{identity:?} was served: {got:?}");
     }
+    // allowed_ips sees the HTTPS client's address (ConnectInfo through the TLS listener).
+    for (allowed, expected) in [("127.0.0.1", 200), ("10.1.2.3", 403)] {
+        let mut settings = settings();
+        settings.allowed_ips = vec![allowed.parse().expect("ip")];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = serve_https(
+            &rt,
+            state(board(dir.path()), &[], settings),
+            &pki.settings(false),
+        );
+        let (status, body) = https(
+            &rt,
+            server,
+            pki.client(None),
+            "GET",
+            "/authorized_keys",
+            None,
+        )
+        .expect("https");
+        assert_eq!(status, expected, "allowed_ips = [{allowed}]: {body}");
+    }
     // A plain-HTTP client on the HTTPS port gets nothing either.
     let (status, _) = std::panic::catch_unwind(|| http(plain, "GET", "/authorized_keys", None))
         .unwrap_or((0, String::new()));
