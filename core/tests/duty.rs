@@ -8,7 +8,7 @@ use pawl_core::keys::{Curve, SecretBytes};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{Duty, Mode, OffDuty, Refusal, Request, Response, Role};
 use pawl_core::request::{ChainId, RequestKind};
-use pawl_core::store::{MemoryStore, Store as _};
+use pawl_core::store::MemoryStore;
 use support::board::{TestBoard, attestation, board, consensus, import, sign};
 
 const TZ1: &str = "edsk4FTF78Qf1m2rykGpHqostAiq5gYW4YZEoGUSWBTJr2njsDHSnd";
@@ -25,18 +25,9 @@ fn set_duty(b: &mut TestBoard, pkh: pawl_core::keys::PublicKeyHash, duty: Duty) 
     b.handle(Request::SetDuty { pkh, duty })
 }
 
-/// Marks and stored records: what a refusal must leave as it was.
-fn state(b: &TestBoard) -> (Vec<String>, Vec<String>) {
-    let marks = b.watermarks().iter().map(|e| format!("{e:?}")).collect();
-    let mut stored = Vec::new();
-    b.store()
-        .clone()
-        .load(&mut |r| {
-            stored.push(format!("{r:?}"));
-            Ok(())
-        })
-        .expect("load");
-    (marks, stored)
+/// What a refusal must leave as it was.
+fn state(b: &TestBoard) -> (Vec<String>, Vec<String>, u32) {
+    support::board::memory_state(b)
 }
 
 /// Reboot `b` on its own store in `mode` (the operator's switch).

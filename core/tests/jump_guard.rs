@@ -34,16 +34,7 @@ fn pinned() -> Policy {
 }
 
 fn state(b: &JBoard) -> (Vec<String>, Vec<String>, u32) {
-    let marks = b.watermarks().iter().map(|e| format!("{e:?}")).collect();
-    let mut stored = Vec::new();
-    b.store()
-        .clone()
-        .load(&mut |r| {
-            stored.push(format!("{r:?}"));
-            Ok(())
-        })
-        .expect("load");
-    (marks, stored, b.store().mark_writes)
+    support::board::memory_state(b)
 }
 
 /// The burn request on a key that has a mark: refused without the press, naming the limit,

@@ -26,11 +26,9 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1")
 }
 
-/// A copy of the fixture (the board writes to its files) and the store over it.
-fn open_copy(dir: &Path) -> NorStore<SimFlash, FileGuard> {
-    for f in ["flash.bin", "board.key", "rollback-counter"] {
-        std::fs::copy(fixture().join(f), dir.join(f)).expect("copy fixture");
-    }
+/// The store over the state files in `dir`, as the virtual board and the QEMU firmware lay
+/// them out.
+fn store_in(dir: &Path) -> NorStore<SimFlash, FileGuard> {
     let key: [u8; 32] = std::fs::read(dir.join("board.key"))
         .expect("board key")
         .try_into()
@@ -42,6 +40,14 @@ fn open_copy(dir: &Path) -> NorStore<SimFlash, FileGuard> {
         ceiling_ahead: NorStoreConfig::DEFAULT_CEILING_AHEAD,
     };
     NorStore::new(flash, config, &BoardKey::new(key), guard).expect("store")
+}
+
+/// A copy of the fixture (the board writes to its files) and the store over it.
+fn open_copy(dir: &Path) -> NorStore<SimFlash, FileGuard> {
+    for f in ["flash.bin", "board.key", "rollback-counter"] {
+        std::fs::copy(fixture().join(f), dir.join(f)).expect("copy fixture");
+    }
+    store_in(dir)
 }
 
 fn expected() -> Value {
@@ -200,19 +206,7 @@ fn a_store_in_a_newer_format_is_refused_and_left_as_it_is() {
     drop(store);
     let before = std::fs::read(dir.path().join("flash.bin")).expect("flash");
 
-    let store = {
-        let key: [u8; 32] = std::fs::read(dir.path().join("board.key"))
-            .expect("key")
-            .try_into()
-            .expect("32");
-        let flash = SimFlash::open_file(&dir.path().join("flash.bin"), VIRTUAL_PAGES).expect("f");
-        let guard = FileGuard::open(&dir.path().join("rollback-counter")).expect("guard");
-        let config = NorStoreConfig {
-            region: 0..u32::try_from(VIRTUAL_PAGES * 4096).expect("fits"),
-            ceiling_ahead: NorStoreConfig::DEFAULT_CEILING_AHEAD,
-        };
-        NorStore::new(flash, config, &BoardKey::new(key), guard).expect("store")
-    };
+    let store = store_in(dir.path());
     let mut b: FixtureBoard = Board::open(
         store,
         TestEntropy(5),

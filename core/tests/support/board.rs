@@ -126,3 +126,18 @@ pub fn consensus(
     v.extend_from_slice(&[payload_byte; 32]);
     v
 }
+
+/// What a refusal must leave as it was on a board over a [`MemoryStore`]: the marks in RAM, the
+/// stored records, and the number of mark writes.
+pub fn memory_state<E: Entropy, P: Presence>(
+    b: &Board<MemoryStore, E, P>,
+) -> (Vec<String>, Vec<String>, u32) {
+    let marks = b.watermarks().iter().map(|e| format!("{e:?}")).collect();
+    let mut stored = Vec::new();
+    pawl_core::store::Store::load(&mut b.store().clone(), &mut |r| {
+        stored.push(format!("{r:?}"));
+        Ok(())
+    })
+    .expect("load");
+    (marks, stored, b.store().mark_writes)
+}

@@ -108,10 +108,7 @@ fn reprovision(ctx: &Context, erase: bool) -> anyhow::Result<()> {
         Response::Done => {}
         other => anyhow::bail!("unexpected answer to reprovision: {other:?}"),
     }
-    // Asking for the key list also brings a running `pawl serve`'s key cache in step.
-    let Response::Keys(keys) = ask(&link, &Request::ListKeys)? else {
-        anyhow::bail!("unexpected answer to list keys");
-    };
+    let keys = super::board_keys(&link)?;
     let what = if erase {
         "store erased: the board holds no keys and no marks"
     } else {

@@ -115,6 +115,33 @@ pub fn ask(link: &Link, request: &Request<'_>) -> anyhow::Result<Response> {
     }
 }
 
+/// Every mark on the board, page by page.
+pub fn board_marks(link: &Link) -> anyhow::Result<Vec<pawl_core::protocol::WatermarkEntry>> {
+    let mut all = Vec::new();
+    let mut start = 0u16;
+    loop {
+        let Response::Watermarks { entries, next } =
+            ask(link, &Request::ExportWatermarks { start })?
+        else {
+            anyhow::bail!("unexpected answer to export watermarks");
+        };
+        all.extend(entries.iter().copied());
+        match next {
+            Some(n) if n > start => start = n,
+            _ => return Ok(all),
+        }
+    }
+}
+
+/// The board's keys; asking also brings a running `pawl serve`'s key cache in step (after a
+/// removal or an erase, which answer without the key).
+pub fn board_keys(link: &Link) -> anyhow::Result<Vec<pawl_core::protocol::KeyInfo>> {
+    match ask(link, &Request::ListKeys)? {
+        Response::Keys(keys) => Ok(keys.iter().cloned().collect()),
+        other => anyhow::bail!("unexpected answer to list keys: {other:?}"),
+    }
+}
+
 fn home_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let home = match given {
         Some(h) => h.to_path_buf(),

@@ -3,10 +3,9 @@
 mod undo;
 
 use clap::Subcommand;
-use pawl_core::protocol::{Request, Response, WatermarkEntry};
 use serde_json::{Value, json};
 
-use super::{Context, ask, print_json};
+use super::{Context, print_json};
 
 /// `pawl watermark …`
 #[derive(Debug, Subcommand)]
@@ -43,20 +42,7 @@ pub fn run(ctx: &Context, cmd: WatermarkCommand) -> anyhow::Result<()> {
 
 fn show(ctx: &Context) -> anyhow::Result<()> {
     let link = ctx.open_link()?;
-    let mut all: Vec<WatermarkEntry> = Vec::new();
-    let mut start = 0u16;
-    loop {
-        let Response::Watermarks { entries, next } =
-            ask(&link, &Request::ExportWatermarks { start })?
-        else {
-            anyhow::bail!("unexpected answer to export watermarks");
-        };
-        all.extend(entries.iter().copied());
-        match next {
-            Some(n) if n > start => start = n,
-            _ => break,
-        }
-    }
+    let all = super::board_marks(&link)?;
     if ctx.json {
         let list: Vec<Value> = all
             .iter()

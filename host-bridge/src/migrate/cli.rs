@@ -8,8 +8,7 @@ use pawl_core::protocol::{Mode, Request, Response, WatermarkEntry};
 use serde_json::{Value, json};
 
 use super::{Action, FileMark, Planned, fold, octez, plan, position, show_position, signatory};
-use crate::commands::{Context, ask, print_json};
-use crate::link::Link;
+use crate::commands::{Context, ask, board_marks, print_json};
 
 /// Another signer's watermark format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -51,24 +50,6 @@ pub struct ExportArgs {
     /// Print what would be written and write nothing.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-/// Every mark on the board, page by page.
-fn board_marks(link: &Link) -> anyhow::Result<Vec<WatermarkEntry>> {
-    let mut all = Vec::new();
-    let mut start = 0u16;
-    loop {
-        let Response::Watermarks { entries, next } =
-            ask(link, &Request::ExportWatermarks { start })?
-        else {
-            anyhow::bail!("unexpected answer to export watermarks");
-        };
-        all.extend(entries.iter().copied());
-        match next {
-            Some(n) if n > start => start = n,
-            _ => return Ok(all),
-        }
-    }
 }
 
 fn names(m: &WatermarkEntry) -> (String, String) {

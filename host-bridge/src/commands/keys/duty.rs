@@ -68,12 +68,9 @@ fn parse_pkh(text: &str) -> anyhow::Result<PublicKeyHash> {
 
 /// The key as the board holds it now.
 fn current(link: &crate::link::Link, pkh: &PublicKeyHash) -> anyhow::Result<KeyInfo> {
-    let Response::Keys(keys) = ask(link, &Request::ListKeys)? else {
-        anyhow::bail!("unexpected answer to list keys");
-    };
-    keys.iter()
+    super::super::board_keys(link)?
+        .into_iter()
         .find(|k| k.pkh == *pkh)
-        .cloned()
         .ok_or_else(|| anyhow::anyhow!("unknown key {pkh}: the board does not hold it"))
 }
 
@@ -168,11 +165,11 @@ pub fn remove(ctx: &Context, text: &str) -> anyhow::Result<()> {
         Response::Done => {}
         other => anyhow::bail!("unexpected answer to remove key: {other:?}"),
     }
-    // Asking for the key list also brings a running `pawl serve`'s key cache in step.
-    let Response::Keys(keys) = ask(&link, &Request::ListKeys)? else {
-        anyhow::bail!("unexpected answer to list keys");
-    };
-    let marks = marks_of(&link, &pkh)?;
+    let keys = super::super::board_keys(&link)?;
+    let marks = super::super::board_marks(&link)?
+        .iter()
+        .filter(|m| m.pkh == pkh)
+        .count();
     if ctx.json {
         print_json(&serde_json::json!({
             "removed": pkh.to_b58().as_str(),
@@ -185,24 +182,6 @@ pub fn remove(ctx: &Context, text: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// How many marks the board holds for `pkh`.
-fn marks_of(link: &crate::link::Link, pkh: &PublicKeyHash) -> anyhow::Result<usize> {
-    let mut count = 0;
-    let mut start = 0u16;
-    loop {
-        let Response::Watermarks { entries, next } =
-            ask(link, &Request::ExportWatermarks { start })?
-        else {
-            anyhow::bail!("unexpected answer to export watermarks");
-        };
-        count += entries.iter().filter(|e| e.pkh == *pkh).count();
-        match next {
-            Some(n) if n > start => start = n,
-            _ => return Ok(count),
-        }
-    }
 }
 
 /// `pawl keys standby PKH`.
