@@ -20,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod control;
 pub mod device;
+pub mod health;
 pub mod hsm_exchange;
 pub mod http;
 pub mod link;

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use pawl_core::keys::PublicKeyHash;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -65,6 +67,12 @@ pub struct Metrics {
     pub sign_latency: Histogram,
     /// YubiHSM2 connector round trip (one relayed message, sent → answer read).
     pub hsm_hop: Histogram,
+    /// When each key last had a signature released, by its base58 hash.
+    last_signed: Mutex<BTreeMap<String, Instant>>,
+    /// When counting started (the first signature or scrape).
+    started: OnceLock<Instant>,
+    /// The board's status and marks, refreshed by [`crate::health::watch`].
+    pub board: RwLock<crate::health::BoardSnapshot>,
 }
 
 impl Metrics {
@@ -90,6 +98,38 @@ impl Metrics {
         }
     }
 
+    /// A signature by `key` was released. Only a valid key hash is kept (it becomes a label).
+    pub fn signed_by(&self, key: &str) {
+        let Ok(pkh) = PublicKeyHash::from_b58(key) else {
+            return;
+        };
+        self.started.get_or_init(Instant::now);
+        if let Ok(mut m) = self.last_signed.lock() {
+            m.insert(pkh.to_b58().to_string(), Instant::now());
+        }
+    }
+
+    /// When counting started (the first call of this, [`Metrics::signed_by`] or a scrape).
+    pub fn started(&self) -> Instant {
+        *self.started.get_or_init(Instant::now)
+    }
+
+    /// Time since each key last signed: every key in `active` (since counting started if it
+    /// has not signed yet) and every key that signed.
+    pub fn signature_ages(&self, active: &[String]) -> BTreeMap<String, Duration> {
+        let started = self.started();
+        let mut ages: BTreeMap<String, Duration> = active
+            .iter()
+            .map(|k| (k.clone(), started.elapsed()))
+            .collect();
+        if let Ok(m) = self.last_signed.lock() {
+            for (k, at) in m.iter() {
+                ages.insert(k.clone(), at.elapsed());
+            }
+        }
+        ages
+    }
+
     /// The exposition text; `connected` and `connects` come from the link.
     pub fn render(&self, connected: bool, connects: u64) -> String {
         let mut out = String::new();
@@ -108,6 +148,15 @@ impl Metrics {
         if let Ok(m) = self.signs.lock() {
             for (outcome, n) in m.iter() {
                 let _ = writeln!(out, "pawl_sign_requests_total{{outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        out.push_str(
+            "# HELP pawl_sign_refusals_total Sign requests refused, by reason (the outcome label of every answer but `signed`).\n",
+        );
+        out.push_str("# TYPE pawl_sign_refusals_total counter\n");
+        if let Ok(m) = self.signs.lock() {
+            for (reason, n) in m.iter().filter(|(o, _)| **o != "signed") {
+                let _ = writeln!(out, "pawl_sign_refusals_total{{reason=\"{reason}\"}} {n}");
             }
         }
         out.push_str("# HELP pawl_http_request_duration_seconds HTTP latency by route.\n");

@@ -57,6 +57,7 @@ pub async fn sign(
     match &result {
         Ok(_) => {
             state.metrics.sign_outcome("signed");
+            state.metrics.signed_by(key_text);
             tracing::info!(key = %key_text, %kind, level, round, outcome = "signed", latency_us = us, "sign");
         }
         Err(e) => {

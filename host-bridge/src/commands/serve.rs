@@ -160,6 +160,12 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         state.yubihsm.clone(),
     ));
     if let Some(m) = metrics_listener {
+        // The board's status and marks for /metrics and /readyz, read apart from signing.
+        tokio::spawn(crate::health::watch(
+            link.clone(),
+            Arc::clone(&state.metrics),
+            crate::health::REFRESH,
+        ));
         let router = metrics_app(link.clone(), Arc::clone(&state.metrics));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(m, router).await {

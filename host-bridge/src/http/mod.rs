@@ -80,16 +80,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The metrics endpoint as a router.
+/// The metrics listener as a router: `/metrics`, `/healthz`, `/readyz` ([`crate::health`]).
 pub fn metrics_app(link: Link, metrics: Arc<Metrics>) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let view = link.view();
-            let text = metrics.render(view.connected, view.connects);
-            async move { ([("content-type", "text/plain; version=0.0.4")], text) }
-        }),
-    )
+    crate::health::router(link, metrics)
 }
 
 /// IP allow-list, then latency and status by route.
