@@ -15,6 +15,16 @@ const BUCKETS: [f64; 14] = [
     0.5, 1.0,
 ];
 
+/// Refusal reasons exported at 0 before the first one (the alert rules in
+/// `packaging/prometheus-alerts.yml` watch them).
+const ALERTED_REASONS: [&str; 5] = [
+    "refused_watermark",
+    "refused_policy",
+    "write_budget",
+    "board_unavailable",
+    "not_confirmed",
+];
+
 /// A latency histogram.
 #[derive(Default)]
 pub struct Histogram {
@@ -155,7 +165,14 @@ impl Metrics {
         );
         out.push_str("# TYPE pawl_sign_refusals_total counter\n");
         if let Ok(m) = self.signs.lock() {
+            // The reasons alerts watch exist from the start, at 0, so `increase()` sees the
+            // first one.
+            let mut reasons: BTreeMap<&str, u64> =
+                ALERTED_REASONS.iter().map(|r| (*r, 0)).collect();
             for (reason, n) in m.iter().filter(|(o, _)| **o != "signed") {
+                reasons.insert(reason, *n);
+            }
+            for (reason, n) in reasons {
                 let _ = writeln!(out, "pawl_sign_refusals_total{{reason=\"{reason}\"}} {n}");
             }
         }

@@ -96,12 +96,15 @@ impl Bridge {
         text
     }
 
-    /// Scrape until `line` shows up (the watcher reads the board every 100 ms).
-    fn scrape_until(&self, line: &str) -> String {
+    /// Scrape until every one of `lines` shows up (the watcher reads the board every 100 ms;
+    /// one read asks Status, then the marks, so a sign in between shows in one of them first).
+    fn scrape_until(&self, lines: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = self.scrape();
-            if text.lines().any(|l| l == line) || Instant::now() > deadline {
+            if lines.iter().all(|line| text.lines().any(|l| l == *line))
+                || Instant::now() > deadline
+            {
                 return text;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -230,7 +233,12 @@ fn every_board_metric_is_exported_with_key_and_kind_labels_only() {
     assert_eq!(bridge.sign(SIGNATORY_PKH_OTHER, &first).0, 404);
 
     let labels = format!("chain=\"{CHAIN_B58}\",pkh=\"{pkh}\",kind=\"attestation\"");
-    let text = bridge.scrape_until(&format!("pawl_mark_level{{{labels}}} 34"));
+    let text = bridge.scrape_until(&[
+        &format!("pawl_mark_level{{{labels}}} 34"),
+        "pawl_board_marks 1",
+        "pawl_board_signatures_total 1",
+        "pawl_board_refusals_total 3",
+    ]);
     for (name, kind) in [
         ("pawl_mark_level", "gauge"),
         ("pawl_mark_round", "gauge"),
@@ -291,6 +299,11 @@ fn every_board_metric_is_exported_with_key_and_kind_labels_only() {
         1.0
     );
     assert!(!text.contains("pawl_sign_refusals_total{reason=\"signed\"}"));
+    // The reasons the alert rules watch are there from the start.
+    assert_eq!(
+        value(&text, "pawl_sign_refusals_total{reason=\"write_budget\"}"),
+        0.0
+    );
     let age = value(
         &text,
         &format!("pawl_key_seconds_since_signature{{pkh=\"{pkh}\"}}"),
@@ -327,7 +340,10 @@ fn every_board_metric_is_exported_with_key_and_kind_labels_only() {
     );
     assert!(later > age + 1.0, "{later} after {age}");
     assert_eq!(bridge.sign(&pkh, &attestation(CHAIN, 35, 0, 1)).0, 200);
-    let text = bridge.scrape_until(&format!("pawl_mark_level{{{labels}}} 35"));
+    let text = bridge.scrape_until(&[
+        &format!("pawl_mark_level{{{labels}}} 35"),
+        "pawl_board_signatures_total 2",
+    ]);
     let fresh = value(
         &text,
         &format!("pawl_key_seconds_since_signature{{pkh=\"{pkh}\"}}"),
