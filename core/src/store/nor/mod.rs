@@ -86,18 +86,21 @@ use embassy_futures::block_on;
 use embedded_storage_async::nor_flash::NorFlash;
 use sequential_storage::cache::{Cache, Uncached};
 use sequential_storage::map::{MapConfig, MapStorage};
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::resets::{self, FORGET_TABLE_FIELDS, Resets};
+mod record;
+mod scan;
+
+pub use record::FORMAT_VERSION;
+use record::*;
+
+use super::resets;
 use super::seal::{MAC_LEN, SEAL_OVERHEAD, SealKeys};
 use super::wear::Counted;
 use super::{Record, RollbackGuard, Store, StoreError, StoredKey, WearCounters};
 use crate::board::MAX_MARKS;
-use crate::keys::PublicKeyHash;
 use crate::protocol::MAX_KEYS;
-use crate::request::ChainId;
-use crate::watermark::{MarkId, MarkKind};
+use crate::watermark::MarkId;
 
 /// The board's 32-byte secret from which sealing and MAC keys are derived (RP2350: OTP; the
 /// simulator: a file). Zeroized on drop; `Debug` shows nothing.
@@ -130,38 +133,6 @@ impl NorStoreConfig {
     /// Default N, from the wear budget in `docs/wear.md`: 16 levels (96 s at 6 s blocks) keeps
     /// a 256 KiB region on 10k-cycle flash alive for decades with four keys.
     pub const DEFAULT_CEILING_AHEAD: u32 = 16;
-}
-
-const TAG_META: u8 = 0;
-/// `TAG_META` indices.
-const META_REPROVISION: u8 = 0;
-const META_FORMAT: u8 = 1;
-
-/// The stored layout this firmware writes (see "Format version" above).
-pub const FORMAT_VERSION: u16 = 1;
-const TAG_KEY: u8 = 1;
-const TAG_NAME: u8 = 2;
-const TAG_CEILING: u8 = 3;
-const TAG_FORGET: u8 = 4;
-const TAG_LOWER: u8 = 5;
-const TAG_FORGET_TABLE: u8 = 6;
-
-/// Largest sealed key plaintext (postcard of [`StoredKey`]).
-const KEY_PLAINTEXT: usize = 160;
-/// Longest fields of a MAC'd record: the forget table.
-const MAX_FIELDS: usize = FORGET_TABLE_FIELDS;
-/// Data buffer for the map: key + the largest value, word-aligned with room to spare.
-const BUF: usize = max(
-    2 + 4 + SEAL_OVERHEAD + KEY_PLAINTEXT + 16,
-    2 + 4 + MAX_FIELDS + MAC_LEN + 16,
-);
-
-const fn max(a: usize, b: usize) -> usize {
-    if a > b { a } else { b }
-}
-
-const fn map_key(tag: u8, index: u8) -> u16 {
-    u16::from_be_bytes([tag, index])
 }
 
 struct MarkSlot {
@@ -199,69 +170,6 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard> {
     /// Whether the store holds a format record (written before the first key otherwise).
     has_format: bool,
     buf: [u8; BUF],
-}
-
-fn flash_error<E>(e: sequential_storage::Error<E>) -> StoreError {
-    match e {
-        sequential_storage::Error::Storage { .. } => StoreError::Io,
-        sequential_storage::Error::FullStorage | sequential_storage::Error::ItemTooBig => {
-            StoreError::Full
-        }
-        _ => StoreError::Corrupted,
-    }
-}
-
-fn seq_of(value: &[u8]) -> Result<u32, StoreError> {
-    let bytes = value.get(..4).ok_or(StoreError::Corrupted)?;
-    let mut seq = [0u8; 4];
-    seq.copy_from_slice(bytes);
-    Ok(u32::from_le_bytes(seq))
-}
-
-fn kind_byte(kind: MarkKind) -> u8 {
-    match kind {
-        MarkKind::Block => 0,
-        MarkKind::Preattestation => 1,
-        MarkKind::Attestation => 2,
-    }
-}
-
-fn kind_of(byte: u8) -> Option<MarkKind> {
-    match byte {
-        0 => Some(MarkKind::Block),
-        1 => Some(MarkKind::Preattestation),
-        2 => Some(MarkKind::Attestation),
-        _ => None,
-    }
-}
-
-fn mac_fields(seal: &SealKeys, key: u16, seq: u32, fields: &[u8]) -> [u8; MAC_LEN] {
-    let mut input = [0u8; 2 + 4 + MAX_FIELDS];
-    let len = 6 + fields.len();
-    input[..2].copy_from_slice(&key.to_le_bytes());
-    input[2..6].copy_from_slice(&seq.to_le_bytes());
-    input[6..len].copy_from_slice(fields);
-    seal.mark_mac(&input[..len])
-}
-
-/// Check a MAC'd record's value (`seq ‖ fields ‖ MAC`); returns the fields.
-fn verified<'v>(seal: &SealKeys, key: u16, value: &'v [u8]) -> Result<&'v [u8], StoreError> {
-    let seq = seq_of(value)?;
-    let body = &value[4..];
-    let split = body
-        .len()
-        .checked_sub(MAC_LEN)
-        .ok_or(StoreError::Corrupted)?;
-    let (fields, mac) = body.split_at(split);
-    if fields.len() > MAX_FIELDS {
-        return Err(StoreError::Corrupted);
-    }
-    let expected = mac_fields(seal, key, seq, fields);
-    if bool::from(expected.ct_eq(mac)) {
-        Ok(fields)
-    } else {
-        Err(StoreError::Corrupted)
-    }
 }
 
 impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
@@ -423,250 +331,6 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         self.marks[i].ceiling = Some(target);
         Ok(())
     }
-
-    /// Read every record: marks into RAM, keys opened and returned (newest per slot).
-    fn scan(&mut self) -> Result<heapless::Vec<(u8, StoredKey), MAX_KEYS>, StoreError> {
-        self.marks.clear();
-        self.seq = 0;
-        let mut keys: heapless::Vec<(u8, StoredKey), MAX_KEYS> = heapless::Vec::new();
-        let mut buf = [0u8; BUF];
-        let mut max_seq = 0u32;
-        let mut names: heapless::Vec<MarkSlot, MAX_MARKS> = heapless::Vec::new();
-        let mut ceilings: heapless::Vec<(u8, u32, u32), MAX_MARKS> = heapless::Vec::new();
-        // (seq, note) of the newest ceiling record.
-        let mut newest_note: Option<(u32, u16)> = None;
-        let mut has_format = false;
-        // `fetch_all_items` (8.0.2) does not run the crate's automatic repair when it meets an
-        // interrupted erase (its page-state lookup returns early with `?`), but `fetch_item`
-        // does: on `Corrupted`, look one record up to finish the repair, then scan.
-        let interrupted = matches!(
-            block_on(self.map.fetch_all_items(&mut self.buf)).map(|_| ()),
-            Err(sequential_storage::Error::Corrupted { .. })
-        );
-        if interrupted {
-            block_on(
-                self.map
-                    .fetch_item::<&[u8]>(&mut self.buf, &map_key(TAG_META, 0)),
-            )
-            .map_err(flash_error)?;
-        }
-        // First pass: the undo records, which decide which names and ceilings still count.
-        let mut resets = Resets::new();
-        {
-            let mut items =
-                block_on(self.map.fetch_all_items(&mut self.buf)).map_err(flash_error)?;
-            loop {
-                let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
-                let Some((key, value)) = item else { break };
-                let [tag, index] = key.to_be_bytes();
-                if tag != TAG_FORGET && tag != TAG_LOWER && tag != TAG_FORGET_TABLE {
-                    continue;
-                }
-                let seq = seq_of(value)?;
-                let fields = verified(&self.seal, key, value)?;
-                if tag == TAG_FORGET_TABLE {
-                    if index != 0 {
-                        return Err(StoreError::Corrupted);
-                    }
-                    resets.forget_table(seq, fields)?;
-                } else if tag == TAG_FORGET {
-                    if fields != [0, 0] {
-                        return Err(StoreError::Corrupted);
-                    }
-                    resets.forget(index, seq)?;
-                } else {
-                    let (level, round) = position_of(fields).ok_or(StoreError::Corrupted)?;
-                    resets.lower(index, seq, level, round)?;
-                }
-            }
-        }
-        {
-            let mut items =
-                block_on(self.map.fetch_all_items(&mut self.buf)).map_err(flash_error)?;
-            loop {
-                let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
-                let Some((key, value)) = item else { break };
-                let seq = seq_of(value)?;
-                max_seq = max_seq.max(seq);
-                let [tag, index] = key.to_be_bytes();
-                // Copy out: `value` borrows `buf`, which the next item reuses.
-                let mut copy = [0u8; BUF];
-                let copy = &mut copy[..value.len()];
-                copy.copy_from_slice(value);
-                match tag {
-                    TAG_META if index == META_REPROVISION => {
-                        verified(&self.seal, key, copy)?;
-                    }
-                    TAG_META if index == META_FORMAT => {
-                        let fields = verified(&self.seal, key, copy)?;
-                        let version = match fields {
-                            [a, b] => u16::from_le_bytes([*a, *b]),
-                            _ => return Err(StoreError::Corrupted),
-                        };
-                        if version > FORMAT_VERSION {
-                            return Err(StoreError::NewerFormat { version });
-                        }
-                        has_format = true;
-                    }
-                    TAG_KEY => {
-                        let stored = open_key(&self.seal, key, copy);
-                        copy.zeroize();
-                        // Items come oldest first: a newer record for a slot replaces the older,
-                        // and a removal takes the slot's key away.
-                        match (stored?, keys.iter().position(|(slot, _)| *slot == index)) {
-                            (Some(stored), Some(at)) => keys[at].1 = stored,
-                            (Some(stored), None) => keys
-                                .push((index, stored))
-                                .map_err(|_| StoreError::Corrupted)?,
-                            (None, Some(at)) => {
-                                keys.swap_remove(at);
-                            }
-                            (None, None) => {}
-                        }
-                    }
-                    TAG_NAME if resets.voids_name(index, seq) => {}
-                    TAG_CEILING if resets.voids_ceiling(index, seq) => {}
-                    // Checked in the first pass.
-                    TAG_FORGET | TAG_LOWER | TAG_FORGET_TABLE => {}
-                    TAG_NAME => {
-                        let fields = verified(&self.seal, key, copy)?;
-                        let id = name_of(fields).ok_or(StoreError::Corrupted)?;
-                        // One index per mark: a second name for the same mark is damage.
-                        if names.iter().any(|n| n.id == id && n.index != index) {
-                            return Err(StoreError::Corrupted);
-                        }
-                        match names.iter().find(|n| n.index == index) {
-                            Some(n) if n.id != id => return Err(StoreError::Corrupted),
-                            Some(_) => {}
-                            None => names
-                                .push(MarkSlot {
-                                    id,
-                                    index,
-                                    ceiling: None,
-                                    named: true,
-                                    signed: None,
-                                })
-                                .map_err(|_| StoreError::Corrupted)?,
-                        }
-                    }
-                    TAG_CEILING => {
-                        let fields = verified(&self.seal, key, copy)?;
-                        let ((level, round), note) =
-                            ceiling_of(fields).ok_or(StoreError::Corrupted)?;
-                        if newest_note.is_none_or(|(newest, _)| seq > newest) {
-                            newest_note = Some((seq, note));
-                        }
-                        match ceilings.iter_mut().find(|c| c.0 == index) {
-                            Some(c) => {
-                                if (level, round) > (c.1, c.2) {
-                                    *c = (index, level, round);
-                                }
-                            }
-                            None => ceilings
-                                .push((index, level, round))
-                                .map_err(|_| StoreError::Corrupted)?,
-                        }
-                    }
-                    _ => return Err(StoreError::Corrupted),
-                }
-            }
-        }
-        self.sync_wear();
-        for (index, level, round) in ceilings {
-            // A name is always written before its first ceiling.
-            let name = names
-                .iter_mut()
-                .find(|n| n.index == index)
-                .ok_or(StoreError::Corrupted)?;
-            name.ceiling = Some((level, round));
-        }
-        for name in names.iter_mut() {
-            if let Some(lowered) = resets.lowered(name.index) {
-                // Ceilings written after the lowering are above it.
-                name.ceiling = Some(name.ceiling.map_or(lowered, |c| c.max(lowered)));
-            }
-        }
-        buf.zeroize();
-        self.marks = names;
-        self.forgotten = resets.forgotten();
-        self.seq = max_seq;
-        self.note = newest_note.map(|(_, note)| note);
-        self.has_format = has_format;
-        Ok(keys)
-    }
-}
-
-/// Open a sealed key record's value (`seq ‖ seal`): the key, or `None` for a removed key (the
-/// seal of an empty plaintext, as authenticated as any key).
-fn open_key(seal: &SealKeys, key: u16, value: &mut [u8]) -> Result<Option<StoredKey>, StoreError> {
-    let [_, slot] = key.to_be_bytes();
-    if usize::from(slot) >= MAX_KEYS {
-        return Err(StoreError::Corrupted);
-    }
-    let seq = seq_of(value)?;
-    let plain = seal.open(&key_aad(key, seq), &mut value[4..])?;
-    if plain.is_empty() {
-        return Ok(None);
-    }
-    StoredKey::decode(plain).map(Some)
-}
-
-fn key_aad(key: u16, seq: u32) -> [u8; 14] {
-    let mut aad = [0u8; 14];
-    aad[..8].copy_from_slice(b"pawl-key");
-    aad[8..10].copy_from_slice(&key.to_le_bytes());
-    aad[10..].copy_from_slice(&seq.to_le_bytes());
-    aad
-}
-
-fn name_fields(id: &MarkId) -> [u8; 26] {
-    let mut out = [0u8; 26];
-    out[..4].copy_from_slice(&id.chain.0);
-    out[4..25].copy_from_slice(&id.key.to_bytes());
-    out[25] = kind_byte(id.kind);
-    out
-}
-
-fn name_of(fields: &[u8]) -> Option<MarkId> {
-    if fields.len() != 26 {
-        return None;
-    }
-    let mut chain = [0u8; 4];
-    chain.copy_from_slice(&fields[..4]);
-    Some(MarkId {
-        chain: ChainId(chain),
-        key: PublicKeyHash::from_bytes(&fields[4..25])?,
-        kind: kind_of(fields[25])?,
-    })
-}
-
-/// Bytes of a ceiling record's fields: level, round, the budget note (u16).
-const CEILING_FIELDS: usize = 10;
-
-/// A ceiling record's (level, round) and budget note: 10 bytes, the last two the note (zero
-/// in records written before it), or 8 (records written before the padding: note 0).
-fn ceiling_of(fields: &[u8]) -> Option<((u32, u32), u16)> {
-    let note = match fields.len() {
-        8 => 0,
-        CEILING_FIELDS => u16::from_le_bytes([fields[8], fields[9]]),
-        _ => return None,
-    };
-    Some((position_of(fields.get(..8)?)?, note))
-}
-
-/// A position's (level, round): 10 bytes ending in two zeros, or 8 (records written before the
-/// padding).
-fn position_of(fields: &[u8]) -> Option<(u32, u32)> {
-    match fields.len() {
-        8 => {}
-        CEILING_FIELDS if fields[8..] == [0, 0] => {}
-        _ => return None,
-    }
-    let mut level = [0u8; 4];
-    let mut round = [0u8; 4];
-    level.copy_from_slice(&fields[..4]);
-    round.copy_from_slice(&fields[4..8]);
-    Some((u32::from_le_bytes(level), u32::from_le_bytes(round)))
 }
 
 impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
