@@ -1,6 +1,6 @@
 //! The flash store's slots and undo records under power cuts and failing guards: what the
 //! hostile-host fuzzer found (`core/tests/hostile.rs`), each at its cause in
-//! `core/src/store/nor.rs` and `core/src/store/resets.rs`.
+//! `core/src/store/nor/` and `core/src/store/resets.rs`.
 //!
 //! * Power cuts between a mark's name and its first ceiling leave name-only slots; they must
 //!   not fill the table for good (fuzzer seed 0xb, step 727: `Store(Full)` with 62 of 64 marks).
