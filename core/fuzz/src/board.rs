@@ -1,5 +1,6 @@
-//! Target `board`: a script of frames, reboots, power cuts and button presses against one
-//! board on the simulated NOR flash, with the hostile-host fuzzer's core invariants checked
+//! Target `board`: a script of frames, reboots, power cuts, button presses and the passing of
+//! time against one board on the simulated NOR flash under a write budget (`Budgeted`, as
+//! every board runs it, with a tighter budget), with the hostile-host fuzzer's core invariants checked
 //! after every step (`core/tests/hostile.rs` checks more, with a random driver; this is the
 //! coverage-guided counterpart, small enough to run a few hundred scripts a second):
 //!
@@ -29,6 +30,7 @@ use pawl_core::protocol::{
 };
 use pawl_core::request::{ChainId, KindSet, OpKind, OpKindSet, RequestKind};
 use pawl_core::sim::SimFlash;
+use pawl_core::store::{Budgeted, Clock, WriteBudget};
 use pawl_core::watermark::{MarkId, MarkKind};
 
 use crate::input::Input;
@@ -49,7 +51,26 @@ impl Presence for Button {
     }
 }
 
-type FBoard = Board<FuzzStore, FixedEntropy, Button>;
+/// The board's clock: the script moves it (a new one at every boot, as on a board).
+#[derive(Clone, Default)]
+pub struct ScriptClock(pub Rc<Cell<u64>>);
+
+impl Clock for ScriptClock {
+    fn now_ms(&mut self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A tight write budget (the default is 1,620 records an hour, 96 at once), so that a
+/// script meets it often.
+pub const BUDGET: WriteBudget = WriteBudget {
+    records_per_hour: 720,
+    capacity: 16,
+    idle_reserve: 8,
+};
+
+type FStore = Budgeted<FuzzStore, ScriptClock>;
+type FBoard = Board<FStore, FixedEntropy, Button>;
 
 /// A policy that allows every request kind and operation on any chain.
 pub fn allow_all() -> Policy {
@@ -194,6 +215,7 @@ fn describe(sent: &Sent) -> String {
 struct Run {
     board: Option<FBoard>,
     guard: Guard,
+    clock: ScriptClock,
     button: Button,
     mode: Mode,
     acc: Box<FrameAccumulator<MAX_FRAME>>,
@@ -251,12 +273,18 @@ impl Run {
             .take()
             .expect("a board is always running")
             .into_store()
+            .into_inner()
             .into_flash();
         let mut flash = SimFlash::from_image(flash.image().to_vec());
         if let Some((at, torn)) = cut {
             flash.cut_after(at, torn);
         }
-        let store = open_store(flash, PAGES, self.guard.clone());
+        self.clock = ScriptClock::default();
+        let store = Budgeted::new(
+            open_store(flash, PAGES, self.guard.clone()),
+            self.clock.clone(),
+            BUDGET,
+        );
         self.board = Some(Board::open(
             store,
             FixedEntropy(5),
@@ -601,10 +629,15 @@ pub fn run(data: &[u8]) {
     };
     let guard = Guard(Rc::new(Cell::new(setup.seq)));
     let button = Button::default();
-    let store = open_store(
-        SimFlash::from_image(setup.image.clone()),
-        PAGES,
-        guard.clone(),
+    let clock = ScriptClock::default();
+    let store = Budgeted::new(
+        open_store(
+            SimFlash::from_image(setup.image.clone()),
+            PAGES,
+            guard.clone(),
+        ),
+        clock.clone(),
+        BUDGET,
     );
     let mut run = Run {
         board: Some(Board::open(
@@ -615,6 +648,7 @@ pub fn run(data: &[u8]) {
             INFO,
         )),
         guard,
+        clock,
         button,
         mode,
         acc: Box::new(FrameAccumulator::new()),
@@ -631,7 +665,7 @@ pub fn run(data: &[u8]) {
             break;
         }
         id = id.wrapping_add(1);
-        match input.u8() % 12 {
+        match input.u8() % 13 {
             0..=3 => {
                 let pkh = run.pkh(&mut input);
                 let version = match input.u8() {
@@ -699,7 +733,17 @@ pub fn run(data: &[u8]) {
                 let _ = run.board().idle();
                 run.check_marks(&before, "idle");
             }
-            _ => run.button.0.set(input.bit()),
+            11 => run.button.0.set(input.bit()),
+            _ => {
+                // Time passes: up to 65 s, or up to 18 h.
+                let step = if input.bit() {
+                    u64::from(input.u16())
+                } else {
+                    u64::from(input.u16()) * 1000
+                };
+                let now = run.clock.0.get();
+                run.clock.0.set(now.saturating_add(step));
+            }
         }
     }
 }

@@ -11,7 +11,7 @@
 //! | [`frame::run`] | bytes as a raw frame, as a stream into `FrameAccumulator`, and as a postcard body behind a valid CRC | no panic; a decoded request or response re-encodes and decodes to itself; the accumulator never hands out a zero byte or more than its capacity |
 //! | [`request::run`] | bytes as a signing payload to `request::parse` | no panic; a parsed consensus request carries the chain, level and round Octez reads at its fixed offsets; the policy check does not panic |
 //! | [`store::run`] | bytes as a 4-page flash image under `NorStore` and `Board::open` | no panic; the store and the board agree whether it loads; it loads the same way twice; after a durable write it either refuses or holds the mark at or above its position, and every other mark as high as before |
-//! | [`board::run`] | bytes as a script of frames, reboots, power cuts and button presses against one board | no panic; every frame gets one decodable answer; never two payloads released or approved at one (chain, key, kind, level, round); no mark lowered or dropped in operational mode |
+//! | [`board::run`] | bytes as a script of frames, reboots, power cuts, button presses and time against one board under a write budget | no panic; every frame gets one decodable answer; never two payloads released or approved at one (chain, key, kind, level, round); no mark lowered or dropped in operational mode |
 
 pub mod board;
 pub mod frame;

@@ -294,6 +294,12 @@ impl Script {
         self.0.extend_from_slice(&[11, u8::from(pressed)]);
         self
     }
+    /// Op 12: `secs` seconds pass on the board's clock.
+    fn wait(mut self, secs: u16) -> Self {
+        self.0.extend_from_slice(&[12, 0]);
+        self.0.extend_from_slice(&secs.to_be_bytes());
+        self
+    }
     /// Op 5: a structured request (`sub` as in `board::request`), then its argument bytes.
     fn request(mut self, sub: u8, args: &[u8]) -> Self {
         self.0.push(5);
@@ -320,7 +326,7 @@ impl Script {
 }
 
 /// Board scripts: signing with every key, retries, reboots, a power cut, the operator's
-/// acts, host-held approval, raw frames.
+/// acts, host-held approval, raw frames, time passing for the write budget.
 pub fn board_seeds() -> Vec<Seed> {
     let hello = body(1, &Request::Hello { protocol: 1 });
     vec![
@@ -343,6 +349,7 @@ pub fn board_seeds() -> Vec<Seed> {
                 .attest(1, 7, 0, 1, false)
                 .attest(2, 7, 0, 1, false)
                 .attest(3, 7, 0, 1, true)
+                .wait(600)
                 .block(0, 8, 1, 3)
                 .block(4, 8, 0, 3)
                 .button(true)
