@@ -4,6 +4,9 @@
 //! sends the signature as `?authentication=`. The board enforces *what* may be signed; the
 //! bridge enforces *who* may ask.
 
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
 use pawl_core::keys::{PublicKey, PublicKeyHash, Signature, SigningVersion};
 
 /// Why a request was not authenticated.
@@ -17,26 +20,40 @@ pub enum AuthError {
     Invalid,
 }
 
-/// The authorized keys.
+/// The authorized keys. Clones share one list, which [`Authorizer::replace`] swaps whole
+/// (`pawl serve` on SIGHUP): a request is checked against the old list or the new one.
 #[derive(Clone, Debug, Default)]
 pub struct Authorizer {
-    keys: Vec<PublicKey>,
+    keys: Arc<RwLock<Arc<Vec<PublicKey>>>>,
 }
 
 impl Authorizer {
     /// Authorize `keys`; an empty list means no authentication is required.
     pub fn new(keys: Vec<PublicKey>) -> Self {
-        Authorizer { keys }
+        Authorizer {
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
+        }
+    }
+
+    /// Authorize `keys` from now on, instead of the keys before.
+    pub fn replace(&self, keys: Vec<PublicKey>) {
+        if let Ok(mut k) = self.keys.write() {
+            *k = Arc::new(keys);
+        }
+    }
+
+    fn keys(&self) -> Arc<Vec<PublicKey>> {
+        self.keys.read().map(|k| Arc::clone(&k)).unwrap_or_default()
     }
 
     /// Whether sign requests must be authenticated.
     pub fn required(&self) -> bool {
-        !self.keys.is_empty()
+        !self.keys().is_empty()
     }
 
     /// Hashes of the authorized keys, as `GET /authorized_keys` lists them.
     pub fn hashes(&self) -> Vec<String> {
-        self.keys
+        self.keys()
             .iter()
             .map(|k| k.hash().to_b58().to_string())
             .collect()
@@ -44,7 +61,7 @@ impl Authorizer {
 
     /// The authorized keys' hashes.
     pub fn key_hashes(&self) -> Vec<PublicKeyHash> {
-        self.keys.iter().map(PublicKey::hash).collect()
+        self.keys().iter().map(PublicKey::hash).collect()
     }
 
     /// Check the `authentication` signature (base58, as HTTP carries it) of a request to sign
@@ -80,7 +97,8 @@ impl Authorizer {
         authentication: Option<&T>,
         read: impl Fn(&T, &PublicKey) -> Option<Signature>,
     ) -> Result<(), AuthError> {
-        if !self.required() {
+        let keys = self.keys();
+        if keys.is_empty() {
             return Ok(());
         }
         let given = authentication.ok_or(AuthError::Missing)?;
@@ -88,7 +106,7 @@ impl Authorizer {
         message.extend_from_slice(&[0x04, 0x01]);
         message.extend_from_slice(&pkh.to_bytes());
         message.extend_from_slice(data);
-        let accepted = self.keys.iter().any(|key| {
+        let accepted = keys.iter().any(|key| {
             read(given, key)
                 .is_some_and(|sig| key.verify(&message, &sig, SigningVersion::LATEST).is_ok())
         });
@@ -97,5 +115,40 @@ impl Authorizer {
         } else {
             Err(AuthError::Invalid)
         }
+    }
+}
+
+/// Client IP addresses allowed to connect (`[server] allowed_ips`; empty: any). Clones share
+/// one list, which [`AllowedIps::replace`] swaps whole (`pawl serve` on SIGHUP).
+#[derive(Clone, Debug, Default)]
+pub struct AllowedIps(Arc<RwLock<Arc<Vec<IpAddr>>>>);
+
+impl AllowedIps {
+    /// The list now.
+    pub fn to_vec(&self) -> Vec<IpAddr> {
+        self.0.read().map(|l| l.to_vec()).unwrap_or_default()
+    }
+
+    /// Whether any client may connect.
+    pub fn is_empty(&self) -> bool {
+        self.0.read().map(|l| l.is_empty()).unwrap_or(true)
+    }
+
+    /// Whether `ip` is on the list.
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        self.0.read().map(|l| l.contains(ip)).unwrap_or(false)
+    }
+
+    /// Allow `ips` from now on (empty: any).
+    pub fn replace(&self, ips: Vec<IpAddr>) {
+        if let Ok(mut l) = self.0.write() {
+            *l = Arc::new(ips);
+        }
+    }
+}
+
+impl From<Vec<IpAddr>> for AllowedIps {
+    fn from(ips: Vec<IpAddr>) -> Self {
+        AllowedIps(Arc::new(RwLock::new(Arc::new(ips))))
     }
 }

@@ -159,6 +159,9 @@ pub struct RawServer {
     /// Octez socket signer addresses: `tcp://HOST:PORT`, `unix:///PATH`.
     #[serde(default)]
     pub socket: Vec<String>,
+    /// `pawl serve`'s log filter (`PAWL_LOG` syntax, e.g. `info` or `warn,pawl_bridge=debug`);
+    /// `PAWL_LOG` wins when set. Re-read on SIGHUP.
+    pub log_filter: Option<String>,
 }
 
 /// `[metrics]`.
@@ -198,6 +201,8 @@ pub struct Config {
     pub allow_to_prove_possession: bool,
     /// Metrics listen address.
     pub metrics: Option<SocketAddr>,
+    /// `[server] log_filter`, checked.
+    pub log_filter: Option<String>,
     /// HTTPS listen address and files (`server.tls_*`).
     pub tls: Option<(SocketAddr, crate::tls::TlsSettings)>,
     /// Octez socket signer addresses.
@@ -274,6 +279,14 @@ impl Config {
                 )
             })?);
         }
+        if let Some(text) = &raw.server.log_filter {
+            tracing_subscriber::EnvFilter::try_new(text).map_err(|e| {
+                field(
+                    "server.log_filter".into(),
+                    format!("`{text}` is not a log filter: {e}"),
+                )
+            })?;
+        }
         let pipeline = raw.device.pipeline.unwrap_or(8);
         if !(1..=64).contains(&pipeline) {
             return Err(field(
@@ -321,6 +334,7 @@ impl Config {
             allow_list_known_keys: raw.server.allow_list_known_keys,
             allow_to_prove_possession: raw.server.allow_to_prove_possession,
             metrics,
+            log_filter: raw.server.log_filter,
             tls,
             sockets,
         })

@@ -26,6 +26,7 @@ pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod migrate;
+pub mod reload;
 pub mod signer;
 pub mod socket;
 pub mod tls;

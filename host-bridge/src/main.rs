@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use pawl_bridge::commands::{self, Cli, Command};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     match run() {
@@ -25,11 +27,20 @@ fn run() -> anyhow::Result<()> {
         _ => "warn",
     };
     let filter = EnvFilter::try_from_env("PAWL_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
+    // The filter can be changed while running (`[server] log_filter`, SIGHUP: src/reload.rs).
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(false),
+        )
         .init();
+    pawl_bridge::reload::install_log_filter(Box::new(move |text| {
+        let filter = EnvFilter::try_new(text).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }));
     commands::run(cli)
 }

@@ -312,7 +312,7 @@ fn socket_refuses_tcp_clients_outside_allowed_ips_and_binds_only_valid_addresses
     let link = board(dir.path());
     let rt = runtime();
     let mut settings = settings();
-    settings.allowed_ips = vec!["10.1.2.3".parse().expect("ip")];
+    settings.allowed_ips = vec!["10.1.2.3".parse().expect("ip")].into();
     let servers = rt
         .block_on(socket::bind(&["tcp://127.0.0.1:0".parse().expect("addr")]))
         .expect("bind");
@@ -602,7 +602,7 @@ fn https_serves_the_same_api_and_mutual_tls_refuses_missing_and_wrong_certificat
     // allowed_ips sees the HTTPS client's address (ConnectInfo through the TLS listener).
     for (allowed, expected) in [("127.0.0.1", 200), ("10.1.2.3", 403)] {
         let mut settings = settings();
-        settings.allowed_ips = vec![allowed.parse().expect("ip")];
+        settings.allowed_ips = vec![allowed.parse().expect("ip")].into();
         let dir = tempfile::tempdir().expect("tempdir");
         let server = serve_https(
             &rt,

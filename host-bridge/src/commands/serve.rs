@@ -89,12 +89,17 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         auth: Authorizer::new(config.authorized_keys.clone()),
         settings: HttpSettings {
             body_limit: config.body_limit,
-            allowed_ips: config.allowed_ips.clone(),
+            allowed_ips: config.allowed_ips.clone().into(),
             allow_list_known_keys: config.allow_list_known_keys,
             allow_to_prove_possession: config.allow_to_prove_possession,
         },
         metrics: Arc::new(Metrics::default()),
     });
+    crate::reload::apply_log_filter(config);
+    tokio::spawn(crate::reload::on_sighup(
+        ctx.home.clone(),
+        Arc::clone(&state),
+    ));
     let listen = args.listen.unwrap_or(config.listen);
     let listener = TcpListener::bind(listen)
         .await

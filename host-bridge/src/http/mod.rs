@@ -42,8 +42,8 @@ pub use error::ApiError;
 pub struct HttpSettings {
     /// Largest request body.
     pub body_limit: usize,
-    /// Allowed client IPs (empty: any).
-    pub allowed_ips: Vec<std::net::IpAddr>,
+    /// Allowed client IPs (empty: any); replaced on SIGHUP.
+    pub allowed_ips: crate::auth::AllowedIps,
     /// Serve `GET /known_keys`.
     pub allow_list_known_keys: bool,
     /// Serve `GET /bls_prove_possession/{pkh}`.

@@ -210,7 +210,7 @@ async fn accept_tcp(listener: TcpListener, state: Arc<AppState>) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let refused = refusal(&state.settings.allowed_ips, peer);
+        let refused = refusal(&state.settings.allowed_ips.to_vec(), peer);
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             serve_connection(&state, stream, &peer.to_string(), refused).await;

@@ -89,7 +89,7 @@ pub struct Server {
 pub fn settings() -> HttpSettings {
     HttpSettings {
         body_limit: 4096,
-        allowed_ips: Vec::new(),
+        allowed_ips: Vec::new().into(),
         allow_list_known_keys: false,
         allow_to_prove_possession: false,
     }
