@@ -245,13 +245,24 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         let slot = value.get_mut(..len).ok_or(StoreError::Full)?;
         slot[..4].copy_from_slice(&seq.to_le_bytes());
         slot[4..].copy_from_slice(body);
-        let result = block_on(self.map.store_item(&mut self.buf, &key, &&value[..len]));
+        let written = block_on(self.map.store_item(&mut self.buf, &key, &&value[..len]));
+        // Durable means readable: the record is read back as a load would find it (the newest
+        // item for its key). Flash whose free space was not erased (damage, tampering) takes
+        // a write the crate reports done and then cannot find; that write is a failure here,
+        // so nothing is signed on it (found by the coverage-guided store fuzzer).
+        let result = written.map_err(flash_error).and_then(|()| {
+            match block_on(self.map.fetch_item::<&[u8]>(&mut self.buf, &key)) {
+                Ok(Some(back)) if back == &value[..len] => Ok(()),
+                Ok(_) => Err(StoreError::Io),
+                Err(e) => Err(flash_error(e)),
+            }
+        });
         value.zeroize();
         // Whether or not the write reported success, the record may be on flash: never hand
         // its number out twice.
         self.seq = seq;
         self.sync_wear();
-        result.map_err(flash_error)?;
+        result?;
         self.wear.records = self.wear.records.saturating_add(1);
         // The record is durable: it holds whatever the guard does. A guard behind the flash
         // is accepted (as after a power cut between the two); the next write retries it.
