@@ -53,6 +53,7 @@ impl Harness {
                             Sent::Operator { pkh, forget: true } => {
                                 self.effect.cut_forget = Some(*pkh)
                             }
+                            Sent::KeyRemoval { pkh } => self.effect.cut_key_removal = Some(*pkh),
                             _ => {}
                         }
                     }
@@ -195,7 +196,10 @@ impl Harness {
 
     /// A provisioning answer: allowed only in provisioning mode; keys may change.
     pub fn provisioned(&mut self, r: &Response) {
-        if matches!(r, Response::KeyInfo(_) | Response::Done) {
+        if matches!(
+            r,
+            Response::KeyInfo(_) | Response::KeyBackup { .. } | Response::Done
+        ) {
             if self.mode == Mode::Operational {
                 self.fail(3, format!("operational mode answered {r:?}"));
             }
@@ -405,6 +409,9 @@ impl Harness {
                 && g.backend == n.backend
                 && pkh.is_none_or(|p| p == n.pkh))
         };
+        if let Some(pkh) = self.effect.cut_key_removal {
+            return matches!((gone, new), ([g], []) if g.pkh == pkh);
+        }
         match &self.effect.cut_key_write {
             Some((Some(pkh), policy)) => {
                 one_rewritten(Some(*pkh)) && policy.as_ref().is_none_or(|p| new[0].policy == *p)

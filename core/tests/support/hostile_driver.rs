@@ -82,6 +82,10 @@ pub enum Sent {
     Reprovision {
         erase: bool,
     },
+    /// `RemoveKey`: across a power cut the key is whole or gone.
+    KeyRemoval {
+        pkh: PublicKeyHash,
+    },
     /// The operator's own acts (provisioning mode and a press of the button): a mark lowered
     /// or a key's marks forgotten (`forget`), after which the key's history starts again.
     Operator {
@@ -138,12 +142,13 @@ impl Sent {
                 pkh: *pkh,
                 policy: Some(policy.clone()),
             },
-            Request::AllowPossession { pkh, .. } | Request::SetJumpLimit { pkh, .. } => {
-                Sent::KeyWrite {
-                    pkh: *pkh,
-                    policy: None,
-                }
-            }
+            Request::RemoveKey { pkh } => Sent::KeyRemoval { pkh: *pkh },
+            Request::AllowPossession { pkh, .. }
+            | Request::SetJumpLimit { pkh, .. }
+            | Request::SetDuty { pkh, .. } => Sent::KeyWrite {
+                pkh: *pkh,
+                policy: None,
+            },
             _ => Sent::Other,
         }
     }
@@ -172,6 +177,8 @@ pub struct Effect {
     /// added, or a request the model does not take apart). Only this write may land
     /// (docs/design.md §8).
     pub cut_key_write: Option<(Option<PublicKeyHash>, Option<Policy>)>,
+    /// The `RemoveKey` the power cut interrupted: the key may be gone (nothing else).
+    pub cut_key_removal: Option<PublicKeyHash>,
     /// The `ForgetWatermarks` the power cut interrupted: all of its marks go, or none.
     pub cut_forget: Option<PublicKeyHash>,
     pub power_failed: bool,

@@ -5,7 +5,7 @@
 use pawl_core::digest::blake2b_256;
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, SecretBytes, Signature, SigningVersion};
 use pawl_core::policy::{BallotSet, Policy};
-use pawl_core::protocol::{Backend, MAX_FRAME, PROTOCOL_VERSION, Request};
+use pawl_core::protocol::{Backend, Duty, MAX_FRAME, PROTOCOL_VERSION, Request, Role};
 use pawl_core::request::{ChainId, KindSet, OpKind, OpKindSet, RequestKind};
 use pawl_core::watermark::{MarkId, MarkKind};
 
@@ -58,6 +58,28 @@ fn random_signature(rng: &mut Rng) -> Signature {
 impl Harness {
     /// A policy: consensus kinds, sometimes generic and Michelson data with operation kinds,
     /// sometimes pinned chains or confirm-on-device.
+    /// A duty: mostly ordinary, sometimes standby, a companion, or a window around the levels
+    /// the steps use (some of them empty, which the board refuses).
+    pub fn duty(&mut self) -> Duty {
+        let level = |rng: &mut Rng| {
+            if rng.pct(50) {
+                None
+            } else {
+                Some(rng.below(3_000) as u32)
+            }
+        };
+        Duty {
+            role: if self.rng.pct(15) {
+                Role::Companion
+            } else {
+                Role::Consensus
+            },
+            standby: self.rng.pct(15),
+            from_level: level(&mut self.rng),
+            until_level: level(&mut self.rng),
+        }
+    }
+
     pub fn policy(&mut self, generic: bool) -> Policy {
         let mut p = Policy::default();
         if generic || self.rng.pct(20) {
@@ -271,9 +293,19 @@ impl Harness {
             820..840 => Request::ExportWatermarks {
                 start: self.rng.below(80) as u16,
             },
-            840..850 => Request::GenerateKey {
+            840..846 => Request::GenerateKey {
                 curve: *self.rng.pick(&Curve::ALL),
                 policy: self.policy(false),
+            },
+            846..850 => Request::GenerateKeyWithBackup {
+                curve: *self.rng.pick(&Curve::ALL),
+                policy: self.policy(false),
+                // Any 32 bytes: a low-order point is refused, the rest seal.
+                recipient: if self.rng.pct(10) {
+                    [0; 32]
+                } else {
+                    self.rng.array()
+                },
             },
             850..860 => {
                 let secrets = crate::support::power::secrets();
@@ -285,16 +317,30 @@ impl Harness {
                         SecretBytes::new(self.rng.array()),
                     )
                 };
-                Request::ImportKey {
-                    curve,
-                    secret,
-                    policy: self.policy(false),
+                if self.rng.pct(30) {
+                    Request::ImportKeyWithDuty {
+                        curve,
+                        secret,
+                        policy: self.policy(false),
+                        duty: self.duty(),
+                    }
+                } else {
+                    Request::ImportKey {
+                        curve,
+                        secret,
+                        policy: self.policy(false),
+                    }
                 }
             }
-            860..885 => Request::SetPolicy {
+            860..876 => Request::SetPolicy {
                 pkh,
                 policy: self.policy(false),
             },
+            876..882 => Request::SetDuty {
+                pkh,
+                duty: self.duty(),
+            },
+            882..885 => Request::RemoveKey { pkh },
             885..915 => {
                 let chain = ChainId(self.chain());
                 let kind = *self.rng.pick(&KINDS);
@@ -436,7 +482,7 @@ impl Harness {
         let mut body = if self.rng.pct(15) {
             let mut b = Vec::new();
             fuzz::zarith(self.rng.next() >> 40, &mut b); // id
-            b.push(self.rng.below(28) as u8); // variant
+            b.push(self.rng.below(30) as u8); // variant
             b.extend(self.rng.upto(120));
             b
         } else {
