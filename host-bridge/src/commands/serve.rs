@@ -44,6 +44,9 @@ pub fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
+    // Signal handlers before anything is bound or printed: a SIGTERM that arrives while serve
+    // starts must still remove the socket files (the default action would kill it as it is).
+    let signals = Signals::install()?;
     let config = &ctx.config;
     // The TLS files first: a bad one stops serve before anything is bound or opened.
     let tls = match (&config.tls, args.tls_listen) {
@@ -194,31 +197,71 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let served = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .into_future(),
+    );
+    let ended_early = tokio::select! {
+        r = &mut server => Some(r),
+        () = signals.wait() => None,
+    };
+    // Socket files go first: a supervisor restarting pawl must find their paths free even if
+    // open connections keep this process a moment longer.
+    drop(_sockets);
     let _ = std::fs::remove_file(&socket);
-    served.context("HTTP server failed")?;
+    let served = match ended_early {
+        Some(r) => r,
+        None => {
+            let _ = stop.send(());
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(
+                        "connections still open {} s after the signal: stopping anyway",
+                        SHUTDOWN_GRACE.as_secs()
+                    );
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    served
+        .context("HTTP server task")?
+        .context("HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+/// How long open HTTP connections may finish after Ctrl-C or SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the start.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
     }
-    tracing::info!("shutting down");
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+        tracing::info!("shutting down");
+    }
 }
