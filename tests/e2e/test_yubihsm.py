@@ -290,15 +290,24 @@ def test_cli_registration_while_serving_waits_its_turn(hsm, bins):
     succeed, and the new key signs."""
     sim, bridge, keys, root = hsm
     home = root / "bridge"
-    jobs = [(pkh, pk, tezos.attestation(CURVE[tz], CHAIN, level, 0))
-            for level in range(2000, 2030) for tz, (pkh, pk) in keys.items()]
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        signs = pool.map(lambda j: bridge.sign(j[0], j[2]), jobs)
+    # One thread per key, each signing its levels in order (a key's attestations at two levels
+    # in flight at once could reach the board out of order: the lower one is then refused, as
+    # it must be); the keys and the CLI run side by side.
+    per_key = {pkh: [(pkh, pk, tezos.attestation(CURVE[tz], CHAIN, level, 0))
+                     for level in range(2000, 2030)]
+               for tz, (pkh, pk) in keys.items()}
+
+    def sign_in_order(jobs):
+        return [(job, bridge.sign(job[0], job[2])) for job in jobs]
+
+    with concurrent.futures.ThreadPoolExecutor(len(per_key)) as pool:
+        signs = [pool.submit(sign_in_order, jobs) for jobs in per_key.values()]
         out = procs.pawl_cli(bins, ["keys", "generate", "--home", str(home), "--json",
                                     "--backend", "yubihsm", "--curve", "p256",
                                     "--key-id", "72"])
-        results = list(signs)
-    for (pkh, pk, payload), (status, body) in zip(jobs, results):
+        results = [r for f in signs for r in f.result()]
+    assert len(results) == 30 * len(per_key)
+    for (pkh, pk, payload), (status, body) in results:
         assert status == 200, (pkh, body)
         tezos.verify(pk, body["signature"], payload)
     info = json.loads(out)
