@@ -4,24 +4,9 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
 use support::*;
-
-fn pawl(home: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pawl"));
-    c.arg("--home").arg(home);
-    c
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn quick_start_serve_then_import_then_sign() {
@@ -40,7 +25,7 @@ fn quick_start_serve_then_import_then_sign() {
         .expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let stderr = child.stderr.take();
-    let _serve = Serve(child);
+    let _serve = KillOnDrop(child);
     let first = lines.next().expect("a line").expect("utf8");
     let url = first
         .strip_prefix("listening on http://")
@@ -179,7 +164,7 @@ fn a_second_serve_on_the_same_home_is_refused() {
         .spawn()
         .expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let _serve = Serve(child);
+    let _serve = KillOnDrop(child);
     lines.next().expect("line").expect("utf8");
     let out = pawl(home.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -271,7 +256,7 @@ fn yubihsm_setup_and_import_on_the_virtual_board() {
         .spawn()
         .expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let serve = Serve(child);
+    let serve = KillOnDrop(child);
     let first = lines.next().expect("a line").expect("utf8");
     assert!(first.starts_with("listening on "), "{first}");
     let mut setup = pawl(home.path());
@@ -417,7 +402,7 @@ fn watermark_lower_and_forget_refusals_name_the_problem_and_change_nothing() {
         .spawn()
         .expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let _serve = Serve(child);
+    let _serve = KillOnDrop(child);
     let first = lines.next().expect("a line").expect("utf8");
     let addr: std::net::SocketAddr = first
         .strip_prefix("listening on http://")

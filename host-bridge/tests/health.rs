@@ -7,7 +7,7 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -355,21 +355,6 @@ fn every_board_metric_is_exported_with_key_and_kind_labels_only() {
 /// A tz1 the board does not hold.
 const SIGNATORY_PKH_OTHER: &str = "tz1burnburnburnburnburnburnburjAYjjX";
 
-fn pawl(home: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pawl"));
-    c.arg("--home").arg(home);
-    c
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn pawl_serve_answers_healthz_and_readyz_on_the_metrics_listener() {
     let home = tempfile::tempdir().expect("tempdir");
@@ -386,7 +371,7 @@ fn pawl_serve_answers_healthz_and_readyz_on_the_metrics_listener() {
         .spawn()
         .expect("spawn serve");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let _serve = Serve(child);
+    let _serve = KillOnDrop(child);
     let _api = lines.next().expect("a line").expect("utf8");
     let second = lines.next().expect("a line").expect("utf8");
     let metrics: SocketAddr = second

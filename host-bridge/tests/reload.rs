@@ -15,12 +15,6 @@ use support::*;
 
 const CHAIN: [u8; 4] = [0xb3, 0xd7, 0x9f, 0x99];
 
-fn pawl(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pawl"));
-    c.arg("--home").arg(home).env_remove("PAWL_LOG");
-    c
-}
-
 struct Serve {
     child: Child,
     api: SocketAddr,

@@ -276,3 +276,20 @@ pub fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> (bool, Str
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// `pawl --home HOME`, the binary under test, without a log filter from the environment.
+pub fn pawl(home: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pawl"));
+    c.arg("--home").arg(home).env_remove("PAWL_LOG");
+    c
+}
+
+/// A child process (a `pawl serve`) killed when the test ends, passed or panicked.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
