@@ -279,9 +279,9 @@ pub fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> (bool, Str
 
 /// `pawl --home HOME`, the binary under test, without a log filter from the environment.
 pub fn pawl(home: &std::path::Path) -> std::process::Command {
-    // `option_env!`: examples include this module too, and only test targets know the binary.
-    let bin = option_env!("CARGO_BIN_EXE_pawl").expect("the pawl binary (integration tests only)");
-    let mut c = std::process::Command::new(bin);
+    // `option_env!`: the load example includes this module too and has no CARGO_BIN_EXE_pawl
+    // (it never calls this); integration tests always have it.
+    let mut c = std::process::Command::new(option_env!("CARGO_BIN_EXE_pawl").unwrap_or("pawl"));
     c.arg("--home").arg(home).env_remove("PAWL_LOG");
     c
 }
