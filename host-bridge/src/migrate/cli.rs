@@ -8,7 +8,7 @@ use pawl_core::protocol::{Mode, Request, Response, WatermarkEntry};
 use serde_json::{Value, json};
 
 use super::{Action, FileMark, Planned, fold, octez, plan, position, show_position, signatory};
-use crate::commands::{Context, ask, board_marks, print_json};
+use crate::commands::{Context, ask, board_keys, board_marks, print_json};
 
 /// Another signer's watermark format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -80,9 +80,7 @@ pub fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {
     let Response::Status(status) = ask(&link, &Request::Status)? else {
         anyhow::bail!("unexpected answer to status");
     };
-    let Response::Keys(keys) = ask(&link, &Request::ListKeys)? else {
-        anyhow::bail!("unexpected answer to list keys");
-    };
+    let keys = board_keys(&link)?;
     let held: Vec<_> = keys.iter().map(|k| k.pkh).collect();
     let board = board_marks(&link)?;
     let free = usize::from(status.mark_capacity.saturating_sub(status.marks));

@@ -388,9 +388,7 @@ fn print_new_key(ctx: &Context, answer: anyhow::Result<Response>) -> anyhow::Res
 
 fn list(ctx: &Context) -> anyhow::Result<()> {
     let link = ctx.open_link()?;
-    let Response::Keys(keys) = ask(&link, &Request::ListKeys)? else {
-        anyhow::bail!("unexpected answer to list keys");
-    };
+    let keys = super::board_keys(&link)?;
     if ctx.json {
         let keys: Vec<Value> = keys.iter().map(key_json).collect();
         print_json(&json!({ "keys": keys }));
