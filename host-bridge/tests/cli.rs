@@ -11,14 +11,7 @@ use support::*;
 #[test]
 fn quick_start_serve_then_import_then_sign() {
     let home = tempfile::tempdir().expect("tempdir");
-    let mut child = pawl(home.path())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-        ])
+    let mut child = serve_on_loopback(home.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

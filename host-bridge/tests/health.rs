@@ -358,14 +358,7 @@ const SIGNATORY_PKH_OTHER: &str = "tz1burnburnburnburnburnburnburjAYjjX";
 #[test]
 fn pawl_serve_answers_healthz_and_readyz_on_the_metrics_listener() {
     let home = tempfile::tempdir().expect("tempdir");
-    let mut child = pawl(home.path())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-        ])
+    let mut child = serve_on_loopback(home.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -31,14 +31,7 @@ impl Drop for Serve {
 
 impl Serve {
     fn start(home: &Path) -> Serve {
-        let mut child = pawl(home)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics",
-                "127.0.0.1:0",
-            ])
+        let mut child = serve_on_loopback(home)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -286,6 +286,20 @@ pub fn pawl(home: &std::path::Path) -> std::process::Command {
     c
 }
 
+/// `pawl serve` with its API and metrics listeners on loopback port 0 (each prints the address
+/// it got on stdout: the API first, then the metrics).
+pub fn serve_on_loopback(home: &std::path::Path) -> std::process::Command {
+    let mut c = pawl(home);
+    c.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    c
+}
+
 /// A child process (a `pawl serve`) killed when the test ends, passed or panicked.
 pub struct KillOnDrop(pub std::process::Child);
 
