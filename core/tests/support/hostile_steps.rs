@@ -58,6 +58,23 @@ fn random_signature(rng: &mut Rng) -> Signature {
 impl Harness {
     /// A policy: consensus kinds, sometimes generic and Michelson data with operation kinds,
     /// sometimes pinned chains or confirm-on-device.
+    /// A chain and kind for `pkh`, with the key's mark there as the model knows it (or level
+    /// 1000 when it has none): where watermark requests aim.
+    fn some_mark(&mut self, pkh: &PublicKeyHash) -> (ChainId, MarkKind, (u32, u32)) {
+        let chain = ChainId(self.chain());
+        let kind = *self.rng.pick(&KINDS);
+        let id = MarkId {
+            chain,
+            key: *pkh,
+            kind,
+        };
+        (
+            chain,
+            kind,
+            self.marks.get(&id).copied().unwrap_or((1000, 0)),
+        )
+    }
+
     /// A duty: mostly ordinary, sometimes standby, a companion, or a window around the levels
     /// the steps use (some of them empty, which the board refuses).
     pub fn duty(&mut self) -> Duty {
@@ -342,17 +359,7 @@ impl Harness {
             },
             882..885 => Request::RemoveKey { pkh },
             885..915 => {
-                let chain = ChainId(self.chain());
-                let kind = *self.rng.pick(&KINDS);
-                let base = self
-                    .marks
-                    .get(&MarkId {
-                        chain,
-                        key: pkh,
-                        kind,
-                    })
-                    .copied()
-                    .unwrap_or((1000, 0));
+                let (chain, kind, base) = self.some_mark(&pkh);
                 let (level, round) = self.near(base);
                 Request::ImportWatermark {
                     chain,
@@ -424,17 +431,7 @@ impl Harness {
                 }
             }
             993..995 => {
-                let chain = ChainId(self.chain());
-                let kind = *self.rng.pick(&KINDS);
-                let base = self
-                    .marks
-                    .get(&MarkId {
-                        chain,
-                        key: pkh,
-                        kind,
-                    })
-                    .copied()
-                    .unwrap_or((1000, 0));
+                let (chain, kind, base) = self.some_mark(&pkh);
                 Request::LowerWatermark {
                     chain,
                     pkh,
