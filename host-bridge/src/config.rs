@@ -208,7 +208,7 @@ pub struct Config {
     /// Octez socket signer addresses.
     pub sockets: Vec<crate::socket::SocketAddress>,
     /// Azure Key Vault settings, if configured.
-    pub azure: Option<crate::azure::AzureSettings>,
+    pub azure: Option<crate::keyring::azure::AzureSettings>,
     /// YubiHSM2 connector settings, if configured.
     pub yubihsm: Option<crate::yubihsm::YubiHsmSettings>,
 }
@@ -395,8 +395,8 @@ fn validate_azure(
     raw: RawAzure,
     request_timeout: Duration,
     field: &dyn Fn(String, String) -> ConfigError,
-) -> Result<crate::azure::AzureSettings, ConfigError> {
-    use crate::azure::CredentialChoice;
+) -> Result<crate::keyring::azure::AzureSettings, ConfigError> {
+    use crate::keyring::azure::CredentialChoice;
     let need = |name: &str, v: Option<String>, why: &str| {
         v.ok_or_else(|| field(format!("azure.{name}"), format!("required {why}")))
     };
@@ -449,7 +449,7 @@ fn validate_azure(
         request_timeout,
         field,
     )?;
-    Ok(crate::azure::AzureSettings {
+    Ok(crate::keyring::azure::AzureSettings {
         vault_url: raw.vault_url,
         credential,
         ca_file: raw.ca_file,

@@ -15,7 +15,6 @@
 //! maps the board's answers to Octez's HTTP shapes, logs and counts.
 
 pub mod auth;
-pub mod azure;
 pub mod commands;
 pub mod config;
 pub mod control;
@@ -23,6 +22,7 @@ pub mod device;
 pub mod health;
 pub mod hsm_exchange;
 pub mod http;
+pub mod keyring;
 pub mod link;
 pub mod metrics;
 pub mod migrate;

@@ -77,6 +77,11 @@ pub struct Metrics {
     pub sign_latency: Histogram,
     /// YubiHSM2 connector round trip (one relayed message, sent → answer read).
     pub hsm_hop: Histogram,
+    /// Host-held key services: calls by (backend, outcome), latency by backend, signatures
+    /// the board refused by backend ([`crate::keyring`]).
+    keyring: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    keyring_latency: Mutex<BTreeMap<&'static str, std::sync::Arc<Histogram>>>,
+    keyring_bad: Mutex<BTreeMap<&'static str, u64>>,
     /// When each key last had a signature released, by its base58 hash.
     last_signed: Mutex<BTreeMap<String, Instant>>,
     /// When counting started (the first signature or scrape).
@@ -105,6 +110,29 @@ impl Metrics {
     pub fn sign_outcome(&self, outcome: &'static str) {
         if let Ok(mut m) = self.signs.lock() {
             *m.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// One call to a host-held key service (`backend`, e.g. `pkcs11`): its outcome (`signed`
+    /// or the backend's error label) and how long it took, retries included.
+    pub fn keyring_call(&self, backend: &'static str, outcome: &'static str, latency: Duration) {
+        if let Ok(mut m) = self.keyring.lock() {
+            *m.entry((backend, outcome)).or_default() += 1;
+        }
+        let histogram = self
+            .keyring_latency
+            .lock()
+            .ok()
+            .map(|mut m| std::sync::Arc::clone(m.entry(backend).or_default()));
+        if let Some(h) = histogram {
+            h.observe(latency);
+        }
+    }
+
+    /// The board refused a signature `backend` returned (it does not verify).
+    pub fn keyring_bad_signature(&self, backend: &'static str) {
+        if let Ok(mut m) = self.keyring_bad.lock() {
+            *m.entry(backend).or_default() += 1;
         }
     }
 
@@ -203,6 +231,7 @@ impl Metrics {
         out.push_str("# TYPE pawl_hsm_hop_duration_seconds histogram\n");
         self.hsm_hop
             .render(&mut out, "pawl_hsm_hop_duration_seconds", "");
+        self.render_keyring(&mut out);
         out.push_str("# HELP pawl_board_connected Whether the board link is up.\n");
         out.push_str("# TYPE pawl_board_connected gauge\n");
         let _ = writeln!(out, "pawl_board_connected {}", u8::from(connected));
@@ -212,5 +241,47 @@ impl Metrics {
         out.push_str("# TYPE pawl_board_connects_total counter\n");
         let _ = writeln!(out, "pawl_board_connects_total {connects}");
         out
+    }
+}
+
+impl Metrics {
+    fn render_keyring(&self, out: &mut String) {
+        out.push_str(
+            "# HELP pawl_keyring_requests_total Calls to host-held key services, by backend and outcome.\n",
+        );
+        out.push_str("# TYPE pawl_keyring_requests_total counter\n");
+        if let Ok(m) = self.keyring.lock() {
+            for ((backend, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "pawl_keyring_requests_total{{backend=\"{backend}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        out.push_str(
+            "# HELP pawl_keyring_bad_signatures_total Signatures from a key service that the board refused (they do not verify), by backend.\n",
+        );
+        out.push_str("# TYPE pawl_keyring_bad_signatures_total counter\n");
+        if let Ok(m) = self.keyring_bad.lock() {
+            for (backend, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "pawl_keyring_bad_signatures_total{{backend=\"{backend}\"}} {n}"
+                );
+            }
+        }
+        out.push_str(
+            "# HELP pawl_keyring_duration_seconds One signature from a host-held key service, retries included, by backend.\n",
+        );
+        out.push_str("# TYPE pawl_keyring_duration_seconds histogram\n");
+        if let Ok(m) = self.keyring_latency.lock() {
+            for (backend, h) in m.iter() {
+                h.render(
+                    out,
+                    "pawl_keyring_duration_seconds",
+                    &format!("backend=\"{backend}\""),
+                );
+            }
+        }
     }
 }

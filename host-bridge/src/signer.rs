@@ -98,11 +98,17 @@ async fn sign_inner(
         Authentication::Raw(bytes) => state.auth.check_raw(&pkh, &payload, Some(bytes))?,
     }
     // Host-held keys: one sign at a time from Sign to HostSignature, because the board keeps
-    // one pending approval.
-    let azure = state.azure.as_ref().filter(|a| a.has_key(&pkh));
-    let _serial = match azure {
-        Some(a) => Some(a.serial.lock().await),
-        None => None,
+    // one pending approval. A key the board lists as host-held but no keyring knows is
+    // serialised too (its approval then fails naming the configured backends).
+    let keyring = state.keyrings.holder(&pkh);
+    let host_held = keyring.is_some()
+        || state
+            .link
+            .cached_key(&pkh)
+            .is_some_and(|k| k.backend == pawl_core::protocol::Backend::HostHeld);
+    let _serial = match host_held {
+        true => Some(state.keyrings.serial.lock().await),
+        false => None,
     };
     // YubiHSM2 keys: likewise from Sign to the board's last answer (one pending operation,
     // one session). A key the bridge has not seen listed yet is treated as one.
@@ -129,7 +135,7 @@ async fn sign_inner(
         BoardResponse::DigestApproved {
             pkh: approved,
             digest,
-        } if approved == pkh => crate::http::host_held_finish(state, azure, pkh, digest).await?,
+        } if approved == pkh => crate::http::host_held_finish(state, keyring, pkh, digest).await?,
         BoardResponse::RelayToHsm { sealed } => {
             crate::http::hsm_relay_finish(state, state.yubihsm.as_deref(), sealed.to_vec()).await?
         }

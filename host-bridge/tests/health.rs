@@ -40,7 +40,7 @@ fn bridge(link: Link, watch: bool) -> Bridge {
         auth: Authorizer::new(Vec::new()),
         settings: settings(),
         metrics: Arc::clone(&counters),
-        azure: None,
+        keyrings: Default::default(),
         yubihsm: None,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -41,7 +41,7 @@ fn state(link: Link, authorized: &[&str], settings: HttpSettings) -> Arc<AppStat
         ),
         settings,
         metrics: Arc::new(Metrics::default()),
-        azure: None,
+        keyrings: Default::default(),
         yubihsm: None,
     })
 }

@@ -8,7 +8,7 @@ use pawl_core::policy::Policy;
 use pawl_core::protocol::{Request, Response};
 
 use super::{Context, ask};
-use crate::azure::{AzureKeyring, KeyRef, record_key};
+use crate::keyring::azure::{AzureKeyring, KeyRef, record_key};
 
 /// `--backend`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

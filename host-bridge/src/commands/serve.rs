@@ -71,13 +71,7 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{}", device::VIRTUAL_WARNING);
         eprintln!("{}", device::VIRTUAL_WARNING);
     }
-    let azure = match &config.azure {
-        Some(settings) => Some(Arc::new(
-            crate::azure::AzureKeyring::open(settings.clone(), &ctx.home)
-                .context("[azure] in pawl.toml")?,
-        )),
-        None => None,
-    };
+    let keyrings = Arc::new(crate::keyring::Keyrings::open(config, &ctx.home)?);
     let yubihsm = match &config.yubihsm {
         Some(settings) => Some(Arc::new(
             crate::yubihsm::HsmRelay::new(settings.clone()).context("[yubihsm] in pawl.toml")?,
@@ -86,7 +80,7 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     };
     let link = Link::start(chosen.connector, config.link_settings());
     let state = Arc::new(AppState {
-        azure,
+        keyrings,
         yubihsm,
         link: link.clone(),
         auth: Authorizer::new(config.authorized_keys.clone()),

@@ -60,8 +60,8 @@ pub struct AppState {
     pub settings: HttpSettings,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// Azure Key Vault keyring for host-held keys (`[azure]` in pawl.toml).
-    pub azure: Option<Arc<crate::azure::AzureKeyring>>,
+    /// The key services of host-held keys ([`crate::keyring`]).
+    pub keyrings: Arc<crate::keyring::Keyrings>,
     /// YubiHSM2 relay to the connector (`[yubihsm]` in pawl.toml).
     pub yubihsm: Option<Arc<crate::yubihsm::HsmRelay>>,
 }
@@ -240,14 +240,15 @@ async fn prove_possession(
     Ok(Json(json!({"bls_prove_possession": sig.to_b58().as_str()})))
 }
 
-/// The second half of a host-held sign (`signer`): Key Vault signs the approved digest.
+/// The second half of a host-held sign (`signer`): the key's keyring signs the approved
+/// digest.
 pub(crate) async fn host_held_finish(
     state: &AppState,
-    azure: Option<&Arc<crate::azure::AzureKeyring>>,
+    keyring: Option<&dyn crate::keyring::HostKeyring>,
     pkh: PublicKeyHash,
     digest: [u8; 32],
 ) -> Result<BoardResponse, ApiError> {
-    host_held::finish(state, azure, pkh, digest).await
+    host_held::finish(state, keyring, pkh, digest).await
 }
 
 /// The relay of a YubiHSM2 sign (`signer`).

@@ -106,7 +106,7 @@ impl Server {
             auth: Authorizer::new(keys),
             settings,
             metrics: Arc::new(Metrics::default()),
-            azure: None,
+            keyrings: Default::default(),
             yubihsm: None,
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,4 +1,4 @@
-//! Azure Key Vault keyring: the host-trusted tier (`docs/design.md` §3). The board approves a
+//! Azure Key Vault keyring ([`super::HostKeyring`] `azure`): the host-trusted tier (`docs/design.md` §3). The board approves a
 //! digest (its mark already durable); this module has Key Vault sign it (`ES256K` for tz2,
 //! `ES256` for tz3) and hands the raw `r ‖ s` back, which the board converts, verifies and
 //! releases.
@@ -150,8 +150,6 @@ pub struct AzureKeyring {
     /// key imported while `pawl serve` runs signs without a restart.
     keys: Mutex<KeyTable>,
     home: PathBuf,
-    /// Host-held signs go one at a time: the board keeps one pending approval.
-    pub serial: tokio::sync::Mutex<()>,
 }
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> AzureError + '_ {
@@ -222,7 +220,6 @@ impl AzureKeyring {
                 read: Instant::now(),
             }),
             home: home.to_path_buf(),
-            serial: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -377,6 +374,47 @@ impl AzureKeyring {
                 raw.len()
             ))
         })
+    }
+}
+
+impl super::HostKeyring for AzureKeyring {
+    fn name(&self) -> &'static str {
+        "azure"
+    }
+
+    fn service(&self) -> &'static str {
+        "Azure Key Vault"
+    }
+
+    fn has_key(&self, pkh: &PublicKeyHash) -> bool {
+        AzureKeyring::has_key(self, pkh)
+    }
+
+    fn sign<'a>(&'a self, pkh: &'a PublicKeyHash, digest: &'a [u8; 32]) -> super::SignFuture<'a> {
+        Box::pin(async move {
+            AzureKeyring::sign(self, pkh, digest)
+                .await
+                .map_err(keyring_error)
+        })
+    }
+}
+
+/// The error mapping of the Azure tier: 429 until the deadline → 503, no answer → 504, the
+/// rest → 502.
+fn keyring_error(e: AzureError) -> super::KeyringError {
+    use super::Failure;
+    let (failure, outcome) = match &e {
+        AzureError::Throttled { .. } => (Failure::Throttled, "azure_throttled"),
+        AzureError::Timeout { .. } => (Failure::Timeout, "azure_timeout"),
+        AzureError::Setup(_)
+        | AzureError::UnknownKey(_)
+        | AzureError::Refused { .. }
+        | AzureError::BadAnswer(_) => (Failure::Failed, "azure_error"),
+    };
+    super::KeyringError {
+        failure,
+        outcome,
+        message: e.to_string(),
     }
 }
 
