@@ -190,6 +190,58 @@ fn tz2_high_s_from_the_service_is_released_low_s_and_repeated_from_the_table() {
     assert_eq!(bring(&mut b, &pkh, high), Err(Refusal::NoPendingSign));
 }
 
+/// A tz4 public key (made on a board: any valid BLS key will do).
+fn board_bls_public() -> PublicKey {
+    let mut b = board(MemoryStore::new(), Mode::Provisioning);
+    match b.handle(Request::GenerateKey {
+        curve: Curve::Bls12_381,
+        policy: Policy::default(),
+    }) {
+        Response::KeyInfo(info) => info.public_key,
+        other => panic!("generate: {other:?}"),
+    }
+}
+
+#[test]
+fn tz1_ed25519_over_the_digest_is_verified_and_released() {
+    // The token's key: OpenSSL's Ed25519 (not the core's), signing the 32-byte digest as
+    // PKCS#11 CKM_EDDSA does.
+    let key = openssl::pkey::PKey::generate_ed25519().expect("ed25519");
+    let raw: [u8; 32] = key
+        .raw_public_key()
+        .expect("raw")
+        .try_into()
+        .expect("32 bytes");
+    let public = PublicKey::Ed25519(raw);
+    let sign = |digest: &[u8; 32]| {
+        let mut signer = openssl::sign::Signer::new_without_digest(&key).expect("signer");
+        let sig: [u8; 64] = signer
+            .sign_oneshot_to_vec(digest)
+            .expect("sign")
+            .try_into()
+            .expect("64 bytes");
+        Signature::Ed25519(sig)
+    };
+    let mut b = board(MemoryStore::new(), Mode::Provisioning);
+    let pkh = register(&mut b, public, Policy::default()).expect("register");
+    assert_eq!(pkh.curve, Curve::Ed25519);
+    for level in [5, 6] {
+        let payload = attestation(CHAIN, level, 0, 2);
+        let digest = approved(&mut b, &pkh, &payload);
+        // A signature of the wrong digest is refused and the approval stays.
+        let mut other = digest;
+        other[0] ^= 1;
+        assert_eq!(
+            bring(&mut b, &pkh, sign(&other)),
+            Err(Refusal::Key(KeyError::BadSignature))
+        );
+        let sig = bring(&mut b, &pkh, sign(&digest)).expect("released");
+        assert!(verify_independently(&public, &payload, &sig));
+        // Released once; the identical request is answered from the table.
+        assert_eq!(ask(&mut b, &pkh, &payload), Response::Signature(sig));
+    }
+}
+
 #[test]
 fn tz3_signature_is_verified_and_released() {
     let key = ServiceKey::p256();
@@ -348,10 +400,16 @@ fn registration_rules() {
     let mut b = board(MemoryStore::new(), Mode::Provisioning);
     let (_, tz1_pk) = import(&mut b, TZ1, Policy::default());
     let mut b = board(MemoryStore::new(), Mode::Provisioning);
+    // tz1 can be host-held (a PKCS#11 token signs Ed25519 over the digest); tz4 cannot.
     assert_eq!(
         register(&mut b, tz1_pk, Policy::default()),
+        Ok(tz1_pk.hash())
+    );
+    let bls = board_bls_public();
+    assert_eq!(
+        register(&mut b, bls, Policy::default()),
         Err(Refusal::Key(KeyError::NotHostHeldCurve {
-            curve: Curve::Ed25519
+            curve: Curve::Bls12_381
         }))
     );
     // 0x02 ‖ x with x not on the curve (x = 5 has no square root on secp256k1).

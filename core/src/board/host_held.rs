@@ -3,11 +3,11 @@
 //!
 //! ```text
 //!  host                              board
-//!  RegisterHostKey{pk, policy} ───►  provisioning only; tz2/tz3, point validated; persisted
+//!  RegisterHostKey{pk, policy} ───►  provisioning only; tz1/tz2/tz3, point validated; persisted
 //!  Sign{pkh, payload}          ───►  parse → policy → watermark → confirm → mark DURABLE
 //!                              ◄───  DigestApproved{pkh, digest}      (one pending approval)
 //!  (key service signs digest)
-//!  HostSignature{pkh, r‖s}     ───►  matches the pending approval? tz2: high-S → low-S;
+//!  HostSignature{pkh, sig}     ───►  matches the pending approval? tz2: high-S → low-S;
 //!                                    verifies under the registered key? record in the table
 //!                              ◄───  Signature                        (approval consumed)
 //! ```
@@ -51,10 +51,11 @@ pub(super) struct Pending {
     mark: Option<(MarkId, u32, u32)>,
 }
 
-/// A host-held key's material from its public key: tz2 or tz3, and a valid point.
+/// A host-held key's material from its public key: tz1, tz2 or tz3 (a PKCS#11 token signs
+/// Ed25519 over the digest, which is what Tezos signs), and a valid point.
 pub(super) fn material(public: PublicKey) -> Result<Material, KeyError> {
     match public.curve() {
-        Curve::Secp256k1 | Curve::P256 => {}
+        Curve::Ed25519 | Curve::Secp256k1 | Curve::P256 => {}
         curve => return Err(KeyError::NotHostHeldCurve { curve }),
     }
     public.validate()?;
@@ -65,13 +66,14 @@ pub(super) fn material(public: PublicKey) -> Result<Material, KeyError> {
 }
 
 /// Bring a key service's `r ‖ s` into the form Octez accepts: low-S for secp256k1 (Key Vault
-/// does not normalise), as is for P-256.
+/// does not normalise), as is for P-256 and Ed25519.
 fn normalise(public: &PublicKey, signature: Signature) -> Result<Signature, KeyError> {
     match (public, signature) {
         (PublicKey::Secp256k1(_), Signature::Secp256k1(raw)) => {
             Ok(Signature::Secp256k1(secp256k1_normalize(&raw)?))
         }
         (PublicKey::P256(_), Signature::P256(raw)) => Ok(Signature::P256(raw)),
+        (PublicKey::Ed25519(_), Signature::Ed25519(raw)) => Ok(Signature::Ed25519(raw)),
         _ => Err(KeyError::CurveMismatch),
     }
 }

@@ -23,6 +23,18 @@ pub(super) fn verify(pk: &[u8; 32], message: &[u8], sig: &[u8; 64]) -> Result<()
         .map_err(|_| KeyError::BadSignature)
 }
 
+/// Check a signature made elsewhere (a PKCS#11 token's `CKM_EDDSA`) over the 32-byte BLAKE2b-256
+/// `digest` that [`verify`] computes from the message: the digest is the Ed25519 message.
+pub(super) fn verify_digest(
+    pk: &[u8; 32],
+    digest: &[u8; 32],
+    sig: &[u8; 64],
+) -> Result<(), KeyError> {
+    let vk = VerifyingKey::from_bytes(pk).map_err(|_| KeyError::InvalidPublicKey)?;
+    let sig = ed25519_dalek::Signature::from_bytes(sig);
+    vk.verify(digest, &sig).map_err(|_| KeyError::BadSignature)
+}
+
 pub(super) fn validate(pk: &[u8; 32]) -> Result<(), KeyError> {
     VerifyingKey::from_bytes(pk)
         .map(|_| ())

@@ -50,8 +50,8 @@ pub enum KeyError {
     BadSignature,
     /// The signature is for a different curve than the key.
     CurveMismatch,
-    /// Only secp256k1 (tz2) and P-256 (tz3) keys can be held by a host key service (Azure Key
-    /// Vault has neither Ed25519 nor BLS, and BLS signs the message, not a digest).
+    /// Only Ed25519 (tz1), secp256k1 (tz2) and P-256 (tz3) keys can be held by a host key
+    /// service: BLS signs the message, not a digest.
     NotHostHeldCurve {
         /// The key's curve.
         curve: Curve,
@@ -82,7 +82,7 @@ impl fmt::Display for KeyError {
             KeyError::CurveMismatch => f.write_str("signature and key are of different curves"),
             KeyError::NotHostHeldCurve { curve } => write!(
                 f,
-                "a {curve} key cannot be host-held: only secp256k1 (tz2) and P-256 (tz3)"
+                "a {curve} key cannot be host-held: only Ed25519 (tz1), secp256k1 (tz2) and P-256 (tz3)"
             ),
             KeyError::InvalidPossessionKey => f.write_str(
                 "override_pk is not a valid BLS12-381 public key (a compressed G1 point in the prime-order subgroup, not the identity); nothing was signed",
@@ -274,9 +274,10 @@ impl PublicKey {
         }
     }
 
-    /// Check an ECDSA signature made elsewhere (a cloud KMS) over the 32-byte `digest` that
-    /// [`PublicKey::verify`] would compute as `blake2b-256(message)`. tz2 must be low-S, as
-    /// Octez requires; tz1 and tz4 sign messages, not digests, and are refused.
+    /// Check a signature made elsewhere (a cloud KMS, a PKCS#11 token) over the 32-byte
+    /// `digest` that [`PublicKey::verify`] would compute as `blake2b-256(message)`. tz2 must be
+    /// low-S, as Octez requires; tz1's Ed25519 message is that digest; tz4 signs the message,
+    /// not a digest, and is refused.
     pub fn verify_digest(&self, digest: &[u8; 32], signature: &Signature) -> Result<(), KeyError> {
         match (self, signature) {
             (PublicKey::Secp256k1(pk), Signature::Secp256k1(sig)) => {
@@ -285,7 +286,10 @@ impl PublicKey {
             (PublicKey::P256(pk), Signature::P256(sig)) => {
                 ecdsa::p256_verify_digest(pk, digest, sig)
             }
-            (PublicKey::Ed25519(_) | PublicKey::Bls(_), _) => Err(KeyError::NotHostHeldCurve {
+            (PublicKey::Ed25519(pk), Signature::Ed25519(sig)) => {
+                ed25519::verify_digest(pk, digest, sig)
+            }
+            (PublicKey::Bls(_), _) => Err(KeyError::NotHostHeldCurve {
                 curve: self.curve(),
             }),
             _ => Err(KeyError::CurveMismatch),

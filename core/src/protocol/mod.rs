@@ -208,8 +208,9 @@ pub enum Request<'a> {
         /// Erase everything instead of adopting the image.
         erase: bool,
     },
-    /// Provisioning: register a host-held key (Azure Key Vault) by its public key — tz2
-    /// (secp256k1) or tz3 (P-256) — with `policy`. The board keeps the public key and the
+    /// Provisioning: register a host-held key (a key service the bridge reaches: Azure Key
+    /// Vault, a PKCS#11 token, a cloud KMS) by its public key — tz1 (Ed25519), tz2 (secp256k1)
+    /// or tz3 (P-256) — with `policy`. The board keeps the public key and the
     /// policy, and signs for it by approving digests ([`Response::DigestApproved`]) and
     /// verifying what the host brings back. [`Response::KeyInfo`].
     RegisterHostKey {
