@@ -8,6 +8,9 @@ use std::time::Duration;
 use pawl_core::keys::PublicKey;
 use serde::Deserialize;
 
+mod devices;
+pub use devices::{BoardConfig, Place, RawDevices, VIRTUAL};
+
 /// The file name inside the home directory.
 pub const FILE_NAME: &str = "pawl.toml";
 /// Default HTTP listen address (the octez-signer port, loopback only).
@@ -50,9 +53,9 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// The board; absent means the in-process virtual board.
-    #[serde(default)]
-    pub device: RawDevice,
+    /// The board (`[device]`) or boards (`[[device]]`, each named); absent means the
+    /// in-process virtual board.
+    pub device: Option<RawDevices>,
     /// The HTTP signer API.
     #[serde(default)]
     pub server: RawServer,
@@ -63,6 +66,8 @@ pub struct RawConfig {
     pub azure: Option<RawAzure>,
     /// YubiHSM2 connector (HSM keys); absent means no YubiHSM2 keys can sign.
     pub yubihsm: Option<RawYubiHsm>,
+    /// AWS KMS (host-held keys); absent means no AWS keys.
+    pub aws: Option<crate::keyring::aws::RawAws>,
 }
 
 /// `[yubihsm]`.
@@ -111,7 +116,11 @@ pub struct RawAzure {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDevice {
-    /// Serial device path (`/dev/ttyACM0`, `/dev/serial/by-id/…`, a pty). Absent: virtual board.
+    /// The board's name (required in `[[device]]`; `board` by default in `[device]`): used in
+    /// errors, metrics labels and `--board`.
+    pub name: Option<String>,
+    /// Serial device path (`/dev/ttyACM0`, `/dev/serial/by-id/…`, a pty), or `"virtual"` for the
+    /// in-process virtual board. Absent: the virtual board (`[device]` only).
     pub path: Option<PathBuf>,
     /// Baud rate (ignored by USB CDC-ACM; used by UARTs). Default 115200.
     pub baud: Option<u32>,
@@ -175,18 +184,9 @@ pub struct RawMetrics {
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Serial device, or `None` for the virtual board.
-    pub device: Option<PathBuf>,
-    /// Baud rate.
-    pub baud: u32,
-    /// Link silence timeout.
-    pub response_timeout: Duration,
-    /// Per-request timeout.
-    pub request_timeout: Duration,
-    /// Wait allowed for a confirm-on-device press.
-    pub confirm_timeout: Duration,
-    /// Requests in flight.
-    pub pipeline: usize,
+    /// The boards, in the file's order (at least one: the virtual board when none is
+    /// configured).
+    pub boards: Vec<BoardConfig>,
     /// HTTP listen address.
     pub listen: SocketAddr,
     /// Body limit.
@@ -211,6 +211,8 @@ pub struct Config {
     pub azure: Option<crate::keyring::azure::AzureSettings>,
     /// YubiHSM2 connector settings, if configured.
     pub yubihsm: Option<crate::yubihsm::YubiHsmSettings>,
+    /// AWS KMS settings, if configured.
+    pub aws: Option<crate::keyring::aws::AwsSettings>,
 }
 
 impl Config {
@@ -287,13 +289,7 @@ impl Config {
                 )
             })?;
         }
-        let pipeline = raw.device.pipeline.unwrap_or(8);
-        if !(1..=64).contains(&pipeline) {
-            return Err(field(
-                "device.pipeline".into(),
-                format!("{pipeline} is outside 1..=64"),
-            ));
-        }
+        let boards = devices::boards(raw.device, path)?;
         let body_limit = raw.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT);
         if body_limit < 1024 {
             return Err(field(
@@ -309,7 +305,12 @@ impl Config {
                     .map_err(|e| field(format!("server.socket[{i}]"), e))?,
             );
         }
-        let request_timeout = Duration::from_millis(raw.device.request_timeout_ms.unwrap_or(5000));
+        // A key service must give up before the board link of any board does.
+        let request_timeout = boards
+            .iter()
+            .map(|b| b.link.request_timeout)
+            .min()
+            .unwrap_or(Duration::from_secs(5));
         let azure = raw
             .azure
             .map(|a| validate_azure(a, request_timeout, &field))
@@ -318,15 +319,16 @@ impl Config {
             .yubihsm
             .map(|y| validate_yubihsm(y, request_timeout, &field))
             .transpose()?;
+        let aws = raw
+            .aws
+            .map(|a| crate::keyring::aws::validate(a, request_timeout))
+            .transpose()
+            .map_err(|e| field(e.field, e.message))?;
         Ok(Config {
             azure,
             yubihsm,
-            device: raw.device.path,
-            baud: raw.device.baud.unwrap_or(115_200),
-            response_timeout: Duration::from_millis(raw.device.response_timeout_ms.unwrap_or(2000)),
-            request_timeout,
-            confirm_timeout: Duration::from_millis(raw.device.confirm_timeout_ms.unwrap_or(35_000)),
-            pipeline,
+            aws,
+            boards,
             listen,
             body_limit,
             authorized_keys,
@@ -338,17 +340,6 @@ impl Config {
             tls,
             sockets,
         })
-    }
-
-    /// Link settings derived from this configuration.
-    pub fn link_settings(&self) -> crate::link::LinkSettings {
-        crate::link::LinkSettings {
-            response_timeout: self.response_timeout,
-            request_timeout: self.request_timeout,
-            pipeline: self.pipeline,
-            refresh_keys: true,
-            confirm_timeout: self.confirm_timeout,
-        }
     }
 }
 

@@ -1,9 +1,13 @@
 //! The control socket `<home>/control.sock`: while `pawl serve` owns the board, CLI commands
 //! (`pawl keys generate`, …) reach it through this socket, which relays device frames.
 //!
-//! The socket speaks the device protocol itself: each request frame is decoded, asked on the
-//! link with the link's own id, and answered with the caller's id. Only the owner of the home
-//! directory may connect (mode 0600).
+//! A connection first names its board: the board's name (`[[device]] name`) and a zero byte;
+//! an empty name means the only board (refused when there are several). Then the socket
+//! speaks the device protocol itself: each request frame is decoded, asked on that board's
+//! link with the link's own id, and answered with the caller's id. The board's answers keep
+//! the bridge's key list for it in step, so a key imported, put on standby, retired or
+//! removed here changes routing and the duplicate-key check at once. Only the owner of the
+//! home directory may connect (mode 0600).
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +20,7 @@ use pawl_core::protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::boards::Boards;
 use crate::link::Link;
 use crate::yubihsm::HsmRelay;
 
@@ -62,14 +67,14 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 
 /// Accept connections forever, relaying each on its own task. `hsm` is the running bridge's
 /// YubiHSM2 relay, whose turn a CLI's HSM key registration takes (see [`relay`]).
-pub async fn serve(listener: UnixListener, link: Link, hsm: Option<Arc<HsmRelay>>) {
+pub async fn serve(listener: UnixListener, boards: Boards, hsm: Option<Arc<HsmRelay>>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let link = link.clone();
+                let boards = boards.clone();
                 let hsm = hsm.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = relay(stream, link, hsm).await {
+                    if let Err(e) = relay(stream, boards, hsm).await {
                         tracing::debug!("control connection ended: {e}");
                     }
                 });
@@ -87,14 +92,26 @@ pub async fn serve(listener: UnixListener, link: Link, hsm: Option<Arc<HsmRelay>
 /// answer (the CLI relays the HSM messages itself, through `HsmReply` frames here): the board
 /// keeps one pending HSM operation, so an HTTP sign for an HSM key waits instead of replacing
 /// it. The turn ends with the exchange, or with the connection.
-async fn relay(mut stream: UnixStream, link: Link, hsm: Option<Arc<HsmRelay>>) -> io::Result<()> {
+async fn relay(
+    mut stream: UnixStream,
+    boards: Boards,
+    hsm: Option<Arc<HsmRelay>>,
+) -> io::Result<()> {
+    let (link, mut early) = choose_board(&mut stream, &boards).await?;
     let mut hsm_turn = None;
     let mut frames = Box::new(FrameAccumulator::<MAX_FRAME>::new());
     let mut buf = vec![0u8; 4096];
     let mut scratch = vec![0u8; MAX_FRAME];
     let mut out = vec![0u8; MAX_FRAME];
     loop {
-        let n = stream.read(&mut buf).await?;
+        let n = if early.is_empty() {
+            stream.read(&mut buf).await?
+        } else {
+            let n = early.len().min(buf.len());
+            buf[..n].copy_from_slice(&early[..n]);
+            early.drain(..n);
+            n
+        };
         if n == 0 {
             return Ok(());
         }
@@ -141,6 +158,48 @@ async fn relay(mut stream: UnixStream, link: Link, hsm: Option<Arc<HsmRelay>>) -
             let len = encode_frame(id, &response, &mut scratch, &mut out)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             stream.write_all(&out[..len]).await?;
+        }
+    }
+}
+
+/// Longest board name a connection may send before its zero byte.
+const MAX_NAME: usize = 64;
+
+/// Read the board's name (up to the first zero byte) and find its link; the bytes read past
+/// the zero are the first frames.
+async fn choose_board(stream: &mut UnixStream, boards: &Boards) -> io::Result<(Link, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    let zero = loop {
+        if let Some(at) = head.iter().position(|b| *b == 0) {
+            break at;
+        }
+        if head.len() > MAX_NAME {
+            return Err(io::Error::other(
+                "no board name at the start of the connection",
+            ));
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::Error::other("closed before naming a board"));
+        }
+        head.extend_from_slice(&buf[..n]);
+    };
+    let rest = head.split_off(zero + 1);
+    let name = String::from_utf8_lossy(&head[..zero]).into_owned();
+    let board = match (name.as_str(), boards.all()) {
+        ("", [only]) => Some(only),
+        _ => boards.by_name(&name),
+    };
+    match board {
+        Some(board) => Ok((board.link.clone(), rest)),
+        None => {
+            let why = format!(
+                "a control connection asked for board `{name}', which this pawl serve does not have (boards: {})",
+                boards.names()
+            );
+            tracing::warn!("{why}");
+            Err(io::Error::other(why))
         }
     }
 }

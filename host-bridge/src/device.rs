@@ -1,10 +1,11 @@
-//! Choosing the board: a serial device, a running `pawl serve` (through its control socket),
-//! or the in-process virtual board.
+//! Opening a board: a serial device, a running `pawl serve` (through its control socket, which
+//! relays to the board named), or the in-process virtual board.
 
 use std::path::{Path, PathBuf};
 
 use pawl_core::protocol::Mode;
 
+use crate::config::{BoardConfig, Place};
 use crate::control;
 use crate::link::{Connector, ControlConnector, LinkSettings, SerialConnector, VirtualConnector};
 
@@ -21,7 +22,7 @@ pub enum DeviceError {
     },
 }
 
-/// Where the virtual board keeps its state under a home directory.
+/// Where the virtual board of the single-board form keeps its state under a home directory.
 pub fn virtual_dir(home: &Path) -> PathBuf {
     home.join("virtual-board")
 }
@@ -34,35 +35,39 @@ pub struct Chosen {
     pub is_virtual: bool,
 }
 
-/// The board for `pawl serve`: the serial device if one is configured, else the in-process
-/// virtual board in provisioning mode.
-pub fn for_serve(home: &Path, serial: Option<&Path>, baud: u32) -> Result<Chosen, DeviceError> {
-    match serial {
-        Some(path) => Ok(Chosen {
-            connector: Box::new(SerialConnector::new(path, baud)),
+/// Open `board` for `pawl serve`: its serial device, or the in-process virtual board in
+/// provisioning mode.
+pub fn for_serve(home: &Path, board: &BoardConfig) -> Result<Chosen, DeviceError> {
+    match &board.place {
+        Place::Serial(path) => Ok(Chosen {
+            connector: Box::new(SerialConnector::new(path, board.baud)),
             is_virtual: false,
         }),
-        None => open_virtual(home),
+        Place::Virtual(dir) => open_virtual(&home.join(dir)),
     }
 }
 
-/// The board for a CLI command: a live `pawl serve` first (it owns the device), then the
-/// serial device, then the virtual board.
-pub fn for_command(home: &Path, serial: Option<&Path>, baud: u32) -> Result<Chosen, DeviceError> {
+/// `board` for a CLI command: through a live `pawl serve` first (it owns the boards; when
+/// `by_name`, the control socket is told which one, else it relays to its only board), then
+/// the board itself.
+pub fn for_command(home: &Path, board: &BoardConfig, by_name: bool) -> Result<Chosen, DeviceError> {
     let socket = control::socket_path(home);
     if control::is_live(&socket) {
+        let name = if by_name { board.name.as_str() } else { "" };
         return Ok(Chosen {
-            connector: Box::new(ControlConnector::new(&socket)),
+            connector: Box::new(ControlConnector::new(&socket, name)),
             is_virtual: false,
         });
     }
-    for_serve(home, serial, baud)
+    for_serve(home, board)
 }
 
-fn open_virtual(home: &Path) -> Result<Chosen, DeviceError> {
-    let dir = virtual_dir(home);
-    let connector = VirtualConnector::open(&dir, Mode::Provisioning)
-        .map_err(|source| DeviceError::Virtual { dir, source })?;
+fn open_virtual(dir: &Path) -> Result<Chosen, DeviceError> {
+    let connector =
+        VirtualConnector::open(dir, Mode::Provisioning).map_err(|source| DeviceError::Virtual {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     Ok(Chosen {
         connector: Box::new(connector),
         is_virtual: true,

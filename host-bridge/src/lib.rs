@@ -15,6 +15,7 @@
 //! maps the board's answers to Octez's HTTP shapes, logs and counts.
 
 pub mod auth;
+pub mod boards;
 pub mod commands;
 pub mod config;
 pub mod control;

@@ -86,8 +86,8 @@ pub struct Metrics {
     last_signed: Mutex<BTreeMap<String, Instant>>,
     /// When counting started (the first signature or scrape).
     started: OnceLock<Instant>,
-    /// The board's status and marks, refreshed by [`crate::health::watch`].
-    pub board: RwLock<crate::health::BoardSnapshot>,
+    /// Each board's status and marks by board name, refreshed by [`crate::health::watch`].
+    pub boards: RwLock<BTreeMap<String, crate::health::BoardSnapshot>>,
 }
 
 impl Metrics {
@@ -168,8 +168,9 @@ impl Metrics {
         ages
     }
 
-    /// The exposition text; `connected` and `connects` come from the link.
-    pub fn render(&self, connected: bool, connects: u64) -> String {
+    /// The exposition text; `links` has each board's label set (`board="NAME"`, or empty with
+    /// one board), whether its link is up and how many connections it made.
+    pub fn render(&self, links: &[(String, bool, u64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP pawl_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE pawl_http_requests_total counter\n");
@@ -234,12 +235,25 @@ impl Metrics {
         self.render_keyring(&mut out);
         out.push_str("# HELP pawl_board_connected Whether the board link is up.\n");
         out.push_str("# TYPE pawl_board_connected gauge\n");
-        let _ = writeln!(out, "pawl_board_connected {}", u8::from(connected));
+        for (labels, connected, _) in links {
+            let _ = writeln!(
+                out,
+                "pawl_board_connected{} {}",
+                braces(labels),
+                u8::from(*connected)
+            );
+        }
         out.push_str(
             "# HELP pawl_board_connects_total Board connections made (reconnects included).\n",
         );
         out.push_str("# TYPE pawl_board_connects_total counter\n");
-        let _ = writeln!(out, "pawl_board_connects_total {connects}");
+        for (labels, _, connects) in links {
+            let _ = writeln!(
+                out,
+                "pawl_board_connects_total{} {connects}",
+                braces(labels)
+            );
+        }
         out
     }
 }
@@ -283,5 +297,14 @@ impl Metrics {
                 );
             }
         }
+    }
+}
+
+/// `{labels}`, or nothing for an empty label set.
+pub fn braces(labels: &str) -> String {
+    if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
     }
 }

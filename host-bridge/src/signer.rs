@@ -92,6 +92,10 @@ async fn sign_inner(
     } else {
         what.0 = format!("magic 0x{:02x}", payload[0]);
     }
+    // The board that holds the key (several boards: routed by pkh, and refused when two hold
+    // live copies); the level only picks between the two halves of a hand-off.
+    let board = state.boards.for_signing(&pkh, what.1)?;
+    let link = &board.link;
     match authentication {
         Authentication::Absent => state.auth.check(&pkh, &payload, None)?,
         Authentication::B58(text) => state.auth.check(&pkh, &payload, Some(text))?,
@@ -102,8 +106,7 @@ async fn sign_inner(
     // serialised too (its approval then fails naming the configured backends).
     let keyring = state.keyrings.holder(&pkh);
     let host_held = keyring.is_some()
-        || state
-            .link
+        || link
             .cached_key(&pkh)
             .is_some_and(|k| k.backend == pawl_core::protocol::Backend::HostHeld);
     let _serial = match host_held {
@@ -113,31 +116,33 @@ async fn sign_inner(
     // YubiHSM2 keys: likewise from Sign to the board's last answer (one pending operation,
     // one session). A key the bridge has not seen listed yet is treated as one.
     let hsm = state.yubihsm.as_deref().filter(|_| {
-        state
-            .link
-            .cached_key(&pkh)
+        link.cached_key(&pkh)
             .is_none_or(|k| k.backend == pawl_core::protocol::Backend::YubiHsm)
     });
     let _hsm_serial = match hsm {
         Some(r) => Some(r.serial.lock().await),
         None => None,
     };
-    let reply = state
-        .link
+    let reply = link
         .ask(&BoardRequest::Sign {
             pkh,
             version,
             payload: &payload,
         })
-        .await?;
+        .await
+        .map_err(|e| board.unavailable(e))?;
     state.metrics.device_hop.observe(reply.hop);
     let response = match reply.response {
         BoardResponse::DigestApproved {
             pkh: approved,
             digest,
-        } if approved == pkh => crate::http::host_held_finish(state, keyring, pkh, digest).await?,
+        } if approved == pkh => crate::http::host_held_finish(state, link, keyring, pkh, digest)
+            .await
+            .map_err(|e| named(board, e))?,
         BoardResponse::RelayToHsm { sealed } => {
-            crate::http::hsm_relay_finish(state, state.yubihsm.as_deref(), sealed.to_vec()).await?
+            crate::http::hsm_relay_finish(state, link, state.yubihsm.as_deref(), sealed.to_vec())
+                .await
+                .map_err(|e| named(board, e))?
         }
         other => other,
     };
@@ -150,10 +155,15 @@ async fn sign_inner(
 
 /// The public key of `pkh` (from the key cache, else asked).
 pub async fn public_key(state: &AppState, pkh: PublicKeyHash) -> Result<PublicKey, ApiError> {
-    if let Some(key) = state.link.cached_key(&pkh) {
+    if let Some(key) = state.boards.cached_key(&pkh) {
         return Ok(key.public_key);
     }
-    let reply = state.link.ask(&BoardRequest::PublicKey { pkh }).await?;
+    let board = state.boards.for_reading(&pkh)?;
+    let reply = board
+        .link
+        .ask(&BoardRequest::PublicKey { pkh })
+        .await
+        .map_err(|e| board.unavailable(e))?;
     match reply.response {
         BoardResponse::PublicKey(pk) => Ok(pk),
         BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
@@ -173,12 +183,26 @@ pub async fn known_keys(state: &AppState) -> Result<Vec<PublicKeyHash>, ApiError
             "List known keys request not allowed.",
         ));
     }
-    let reply = state.link.ask(&BoardRequest::ListKeys).await?;
-    match reply.response {
-        BoardResponse::Keys(keys) => Ok(keys.iter().map(|k| k.pkh).collect()),
-        BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
-        other => Err(unexpected(&other)),
+    let mut known = Vec::new();
+    for board in state.boards.all() {
+        let reply = board
+            .link
+            .ask(&BoardRequest::ListKeys)
+            .await
+            .map_err(|e| board.unavailable(e))?;
+        match reply.response {
+            BoardResponse::Keys(keys) => {
+                for key in keys.iter() {
+                    if !known.contains(&key.pkh) {
+                        known.push(key.pkh);
+                    }
+                }
+            }
+            BoardResponse::Refused(r) => return Err(named(board, ApiError::refused(&r))),
+            other => return Err(unexpected(&other)),
+        }
     }
+    Ok(known)
 }
 
 /// A BLS proof of possession (Octez `--allow-to-prove-possession`).
@@ -192,15 +216,27 @@ pub async fn prove_possession(
             "Request to prove possession is not allowed.",
         ));
     }
-    let reply = state
+    // A proof of possession is a signature: the same routing as a sign (no level).
+    let board = state.boards.for_signing(&pkh, None)?;
+    let reply = board
         .link
         .ask(&BoardRequest::ProvePossession { pkh, override_pk })
-        .await?;
+        .await
+        .map_err(|e| board.unavailable(e))?;
     match reply.response {
         BoardResponse::Signature(sig) => Ok(sig),
         BoardResponse::Refused(r) => Err(ApiError::refused(&r)),
         other => Err(unexpected(&other)),
     }
+}
+
+/// An error of the hop after the board (a key service, the HSM) or of a board's own answer,
+/// naming the board that was asked.
+fn named(board: &crate::boards::Board, mut e: ApiError) -> ApiError {
+    if !e.msg.contains(&format!("board `{}'", board.name)) {
+        e.msg = format!("board `{}': {}", board.name, e.msg);
+    }
+    e
 }
 
 fn unexpected(response: &BoardResponse) -> ApiError {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pawl_bridge::auth::Authorizer;
+use pawl_bridge::boards::Boards;
 use pawl_bridge::health::{self, BoardSnapshot, readiness};
 use pawl_bridge::http::{AppState, app, metrics_app};
 use pawl_bridge::link::{BoardView, Identity, Link, LinkSettings};
@@ -36,7 +37,7 @@ struct Bridge {
 fn bridge(link: Link, watch: bool) -> Bridge {
     let counters = Arc::new(Metrics::default());
     let state = Arc::new(AppState {
-        link: link.clone(),
+        boards: Boards::single("board", link.clone()),
         auth: Authorizer::new(Vec::new()),
         settings: settings(),
         metrics: Arc::clone(&counters),
@@ -63,11 +64,11 @@ fn bridge(link: Link, watch: bool) -> Bridge {
         )
         .await
     });
-    let router = metrics_app(link.clone(), Arc::clone(&counters));
+    let router = metrics_app(Boards::single("board", link.clone()), Arc::clone(&counters));
     runtime.spawn(async move { axum::serve(metrics_listener, router).await });
     if watch {
         runtime.spawn(health::watch(
-            link,
+            Boards::single("board", link),
             Arc::clone(&counters),
             Duration::from_millis(100),
         ));
@@ -173,7 +174,12 @@ fn readyz_is_200_with_a_healthy_board_and_503_when_its_store_refuses() {
         read_at: Some(Instant::now()),
         error: None,
     };
-    *bridge.counters.board.write().expect("lock") = snapshot.clone();
+    bridge
+        .counters
+        .boards
+        .write()
+        .expect("lock")
+        .insert("board".into(), snapshot.clone());
     let (code, body) = http(bridge.metrics, "GET", "/readyz", None);
     assert_eq!((code, body.as_str()), (200, "ready\n"));
     assert_eq!(value(&bridge.scrape(), "pawl_ready"), 1.0);
@@ -182,7 +188,12 @@ fn readyz_is_200_with_a_healthy_board_and_503_when_its_store_refuses() {
     if let Some(s) = snapshot.status.as_mut() {
         s.store = StoreHealth::Refusing(StoreError::RolledBack);
     }
-    *bridge.counters.board.write().expect("lock") = snapshot.clone();
+    bridge
+        .counters
+        .boards
+        .write()
+        .expect("lock")
+        .insert("board".into(), snapshot.clone());
     let (code, body) = http(bridge.metrics, "GET", "/readyz", None);
     assert_eq!(code, 503, "{body}");
     assert!(body.starts_with("board store refusing: "), "{body}");
@@ -193,7 +204,12 @@ fn readyz_is_200_with_a_healthy_board_and_503_when_its_store_refuses() {
     // A status read long ago does not count.
     snapshot.status.as_mut().expect("status").store = StoreHealth::Ok;
     snapshot.read_at = Instant::now().checked_sub(Duration::from_secs(60));
-    *bridge.counters.board.write().expect("lock") = snapshot;
+    bridge
+        .counters
+        .boards
+        .write()
+        .expect("lock")
+        .insert("board".into(), snapshot);
     let (code, body) = http(bridge.metrics, "GET", "/readyz", None);
     assert_eq!(code, 503, "{body}");
     assert!(body.starts_with("board status is stale"), "{body}");

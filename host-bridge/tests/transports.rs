@@ -32,7 +32,7 @@ const TZ4_SK: &str = "BLsk1hKAHyGqY9qRbgoSVnjiSmDWpKGjFF3WNQ7BaiaMUA6RMA6Pfq";
 
 fn state(link: Link, authorized: &[&str], settings: HttpSettings) -> Arc<AppState> {
     Arc::new(AppState {
-        link,
+        boards: pawl_bridge::boards::Boards::single("board", link),
         auth: Authorizer::new(
             authorized
                 .iter()

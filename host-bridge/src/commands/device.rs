@@ -48,9 +48,12 @@ pub fn run(ctx: &Context, cmd: DeviceCommand) -> anyhow::Result<()> {
 }
 
 fn info(ctx: &Context) -> anyhow::Result<()> {
-    let link = ctx.open_link()?;
+    ctx.for_each_shown_board(|link, name| info_of(ctx, link, name))
+}
+
+fn info_of(ctx: &Context, link: &crate::link::Link, name: Option<&str>) -> anyhow::Result<()> {
     let (protocol, firmware, board, mode) = match ask(
-        &link,
+        link,
         &Request::Hello {
             protocol: PROTOCOL_VERSION,
         },
@@ -63,7 +66,7 @@ fn info(ctx: &Context) -> anyhow::Result<()> {
         } => (protocol, firmware, board, mode),
         other => anyhow::bail!("unexpected answer to hello: {other:?}"),
     };
-    let Response::Status(status) = ask(&link, &Request::Status)? else {
+    let Response::Status(status) = ask(link, &Request::Status)? else {
         anyhow::bail!("unexpected answer to status");
     };
     let store = match status.store {
@@ -72,7 +75,7 @@ fn info(ctx: &Context) -> anyhow::Result<()> {
     };
     let via = link.view().describe;
     if ctx.json {
-        print_json(&json!({
+        let mut value = json!({
             "via": via,
             "board": board.as_str(),
             "firmware": firmware.as_str(),
@@ -85,7 +88,11 @@ fn info(ctx: &Context) -> anyhow::Result<()> {
             "refusals": status.refusals,
             "mark_writes": status.mark_writes,
             "store": store,
-        }));
+        });
+        if let Some(name) = name {
+            value["name"] = json!(name);
+        }
+        print_json(&value);
     } else {
         println!("board:       {board}");
         println!("firmware:    {firmware}");

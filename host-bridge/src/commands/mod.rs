@@ -35,9 +35,14 @@ pub struct Global {
     /// Default: $XDG_DATA_HOME/pawl or ~/.local/share/pawl.
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
-    /// Serial device of the board (overrides [device] path in pawl.toml).
+    /// Serial device of the board (replaces the boards of pawl.toml with this one).
     #[arg(long, global = true, value_name = "PATH")]
     pub device: Option<PathBuf>,
+    /// The board to talk to, by its `[[device]] name` in pawl.toml: needed by every command
+    /// that changes a board when several are configured; `device info`, `keys list` and
+    /// `watermark show` show every board without it.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub board: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -63,9 +68,20 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let home = home_dir(cli.global.home.as_deref())?;
     let config = Config::load(&home)?;
+    let mut boards = config.boards.clone();
+    if let Some(path) = cli.global.device {
+        // One board at this path, with the first configured board's link settings.
+        let first = boards.swap_remove(0);
+        boards = vec![crate::config::BoardConfig {
+            name: "board".into(),
+            place: crate::config::Place::Serial(path),
+            ..first
+        }];
+    }
     let ctx = Context {
         home,
-        device: cli.global.device.or_else(|| config.device.clone()),
+        boards,
+        board: cli.global.board,
         json: cli.global.json,
         config,
     };
@@ -81,8 +97,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub struct Context {
     /// Home directory (created).
     pub home: PathBuf,
-    /// Serial device, if any.
-    pub device: Option<PathBuf>,
+    /// The boards (pawl.toml's, or the one `--device` names).
+    pub boards: Vec<crate::config::BoardConfig>,
+    /// `--board NAME`.
+    pub board: Option<String>,
     /// JSON output.
     pub json: bool,
     /// Configuration.
@@ -90,17 +108,91 @@ pub struct Context {
 }
 
 impl Context {
+    /// The board a command that changes a board talks to: `--board NAME`, or the only one.
+    pub fn board(&self) -> anyhow::Result<&crate::config::BoardConfig> {
+        match (&self.board, self.boards.as_slice()) {
+            (None, [only]) => Ok(only),
+            (None, _) => anyhow::bail!(
+                "{} boards are configured ({}): name one with --board NAME",
+                self.boards.len(),
+                self.board_names()
+            ),
+            (Some(name), _) => self.boards.iter().find(|b| &b.name == name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no board named `{name}' (configured: {})",
+                    self.board_names()
+                )
+            }),
+        }
+    }
+
+    /// The boards a command that shows state reports on: `--board NAME`, else every one.
+    pub fn shown_boards(&self) -> anyhow::Result<Vec<&crate::config::BoardConfig>> {
+        match &self.board {
+            Some(_) => Ok(vec![self.board()?]),
+            None => Ok(self.boards.iter().collect()),
+        }
+    }
+
+    /// Whether more than one board is configured (output then names each board).
+    pub fn several_boards(&self) -> bool {
+        self.boards.len() > 1
+    }
+
+    fn board_names(&self) -> String {
+        let names: Vec<&str> = self.boards.iter().map(|b| b.name.as_str()).collect();
+        names.join(", ")
+    }
+
     /// Open the board for a one-shot command (through `pawl serve` when it runs).
     pub fn open_link(&self) -> anyhow::Result<Link> {
-        let chosen =
-            crate::device::for_command(&self.home, self.device.as_deref(), self.config.baud)?;
+        self.open_link_to(self.board()?, crate::device::command_settings())
+    }
+
+    /// Open `board` with `settings` (through `pawl serve` when it runs).
+    pub fn open_link_to(
+        &self,
+        board: &crate::config::BoardConfig,
+        settings: crate::link::LinkSettings,
+    ) -> anyhow::Result<Link> {
+        let by_name = self.board.is_some() || self.several_boards();
+        let chosen = crate::device::for_command(&self.home, board, by_name)?;
         if chosen.is_virtual {
             eprintln!("{}", crate::device::VIRTUAL_WARNING);
         }
-        Ok(Link::start(
-            chosen.connector,
-            crate::device::command_settings(),
-        ))
+        Ok(Link::start(chosen.connector, settings))
+    }
+
+    /// Run `show` for every board shown (`--board`, else all). With several boards each one's
+    /// output follows a `board NAME:` line (text) or carries `"name"` (JSON), and one board that
+    /// cannot be reached is reported without hiding the others (the command then fails).
+    pub fn for_each_shown_board(
+        &self,
+        mut show: impl FnMut(&Link, Option<&str>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let boards = self.shown_boards()?;
+        let several = boards.len() > 1;
+        let mut failed = Vec::new();
+        for board in boards {
+            let name = several.then_some(board.name.as_str());
+            if several && !self.json {
+                println!("board {}:", board.name);
+            }
+            let result = self
+                .open_link_to(board, crate::device::command_settings())
+                .and_then(|link| show(&link, name));
+            if let Err(e) = result {
+                if !several {
+                    return Err(e);
+                }
+                eprintln!("board `{}': {e:#}", board.name);
+                failed.push(board.name.clone());
+            }
+        }
+        match failed.as_slice() {
+            [] => Ok(()),
+            _ => anyhow::bail!("could not read board(s): {}", failed.join(", ")),
+        }
     }
 }
 

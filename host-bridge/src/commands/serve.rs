@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use pawl_core::protocol::Request;
 use tokio::net::TcpListener;
 
 use super::Context;
 use crate::auth::Authorizer;
+use crate::boards::{Board, Boards};
 use crate::http::{AppState, HttpSettings, app, metrics_app};
 use crate::link::Link;
 use crate::metrics::Metrics;
@@ -60,16 +60,20 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     let socket = control::socket_path(&ctx.home);
     // First, so that a second `pawl serve` on the same home stops here.
     let control_listener = control::bind(&socket)?;
-    let chosen = match device::for_serve(&ctx.home, ctx.device.as_deref(), config.baud) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_file(&socket);
-            return Err(e.into());
+    let mut opened = Vec::new();
+    for board in &ctx.boards {
+        let chosen = match device::for_serve(&ctx.home, board) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_file(&socket);
+                return Err(anyhow::Error::from(e).context(format!("board `{}'", board.name)));
+            }
+        };
+        if chosen.is_virtual {
+            tracing::warn!(board = %board.name, "{}", device::VIRTUAL_WARNING);
+            eprintln!("{}", device::VIRTUAL_WARNING);
         }
-    };
-    if chosen.is_virtual {
-        tracing::warn!("{}", device::VIRTUAL_WARNING);
-        eprintln!("{}", device::VIRTUAL_WARNING);
+        opened.push((board, chosen));
     }
     let keyrings = Arc::new(crate::keyring::Keyrings::open(config, &ctx.home)?);
     let yubihsm = match &config.yubihsm {
@@ -78,11 +82,19 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let link = Link::start(chosen.connector, config.link_settings());
+    let boards = Boards::new(
+        opened
+            .into_iter()
+            .map(|(board, chosen)| Board {
+                name: board.name.clone(),
+                link: Link::start(chosen.connector, board.link.clone()),
+            })
+            .collect(),
+    );
     let state = Arc::new(AppState {
         keyrings,
         yubihsm,
-        link: link.clone(),
+        boards: boards.clone(),
         auth: Authorizer::new(config.authorized_keys.clone()),
         settings: HttpSettings {
             body_limit: config.body_limit,
@@ -129,12 +141,12 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
 
     // Connect now so the log says at once whether the board is there; serving starts anyway
     // and answers 503 until it is.
-    let probe = link.clone();
-    tokio::spawn(async move {
-        if let Err(e) = probe.ask(&Request::Status).await {
-            tracing::warn!("board not reachable yet: {e}");
-        }
-    });
+    // Each board is then asked again every second while its link is down, so a board that
+    // comes back lists its keys again without waiting for a request.
+    tokio::spawn(crate::boards::keep_connected(
+        boards.clone(),
+        crate::boards::RECONNECT,
+    ));
 
     let local = listener.local_addr()?;
     let mut stdout = std::io::stdout().lock();
@@ -158,17 +170,17 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
 
     tokio::spawn(control::serve(
         control_listener,
-        link.clone(),
+        boards.clone(),
         state.yubihsm.clone(),
     ));
     if let Some(m) = metrics_listener {
         // The board's status and marks for /metrics and /readyz, read apart from signing.
         tokio::spawn(crate::health::watch(
-            link.clone(),
+            boards.clone(),
             Arc::clone(&state.metrics),
             crate::health::REFRESH,
         ));
-        let router = metrics_app(link.clone(), Arc::clone(&state.metrics));
+        let router = metrics_app(boards.clone(), Arc::clone(&state.metrics));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(m, router).await {
                 tracing::error!("metrics listener stopped: {e}");

@@ -41,8 +41,11 @@ pub fn run(ctx: &Context, cmd: WatermarkCommand) -> anyhow::Result<()> {
 }
 
 fn show(ctx: &Context) -> anyhow::Result<()> {
-    let link = ctx.open_link()?;
-    let all = super::board_marks(&link)?;
+    ctx.for_each_shown_board(|link, name| show_of(ctx, link, name))
+}
+
+fn show_of(ctx: &Context, link: &crate::link::Link, name: Option<&str>) -> anyhow::Result<()> {
+    let all = super::board_marks(link)?;
     if ctx.json {
         let list: Vec<Value> = all
             .iter()
@@ -56,7 +59,11 @@ fn show(ctx: &Context) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        print_json(&json!({ "watermarks": list }));
+        let mut value = json!({ "watermarks": list });
+        if let Some(name) = name {
+            value["name"] = json!(name);
+        }
+        print_json(&value);
     } else if all.is_empty() {
         println!("no watermarks yet");
     } else {

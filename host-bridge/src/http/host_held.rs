@@ -10,11 +10,13 @@ use pawl_core::protocol::{Refusal, Request as BoardRequest, Response as BoardRes
 
 use super::{ApiError, AppState};
 use crate::keyring::{Failure, HostKeyring, KeyringError};
+use crate::link::Link;
 
 /// Have `digest` signed by `keyring` and bring the signature to the board; returns the
 /// board's answer (a released signature, or a refusal).
 pub(super) async fn finish(
     state: &AppState,
+    link: &Link,
     keyring: Option<&dyn HostKeyring>,
     pkh: PublicKeyHash,
     digest: [u8; 32],
@@ -45,8 +47,7 @@ pub(super) async fn finish(
         .metrics
         .keyring_call(keyring.name(), outcome, started.elapsed());
     let signature = signed.map_err(keyring_error)?;
-    let reply = state
-        .link
+    let reply = link
         .ask(&BoardRequest::HostSignature { pkh, signature })
         .await?;
     match reply.response {

@@ -7,11 +7,13 @@ use pawl_core::protocol::Response as BoardResponse;
 
 use super::{ApiError, AppState};
 use crate::hsm_exchange::{ExchangeError, carry};
+use crate::link::Link;
 use crate::yubihsm::{HsmRelay, RelayError};
 
 /// Relay `sealed` and what follows; the board's final answer (a signature or a refusal).
 pub(super) async fn finish(
     state: &AppState,
+    link: &Link,
     relay: Option<&HsmRelay>,
     sealed: Vec<u8>,
 ) -> Result<BoardResponse, ApiError> {
@@ -22,7 +24,7 @@ pub(super) async fn finish(
             "the board asks for a YubiHSM2 but this bridge has no connector ([yubihsm] in pawl.toml)",
         ));
     };
-    carry(&state.link, relay, sealed, |hop| {
+    carry(link, relay, sealed, |hop| {
         state.metrics.hsm_hop.observe(hop)
     })
     .await

@@ -32,6 +32,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Authorizer;
+use crate::boards::Boards;
 use crate::link::Link;
 use crate::metrics::Metrics;
 use crate::signer;
@@ -52,8 +53,8 @@ pub struct HttpSettings {
 
 /// What the handlers share.
 pub struct AppState {
-    /// The board.
-    pub link: Link,
+    /// The boards, each with its link; requests are routed by pkh.
+    pub boards: Boards,
     /// Who may ask.
     pub auth: Authorizer,
     /// Switches.
@@ -81,8 +82,8 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 /// The metrics listener as a router: `/metrics`, `/healthz`, `/readyz` ([`crate::health`]).
-pub fn metrics_app(link: Link, metrics: Arc<Metrics>) -> Router {
-    crate::health::router(link, metrics)
+pub fn metrics_app(boards: Boards, metrics: Arc<Metrics>) -> Router {
+    crate::health::router(boards, metrics)
 }
 
 /// IP allow-list, then latency and status by route.
@@ -244,18 +245,20 @@ async fn prove_possession(
 /// digest.
 pub(crate) async fn host_held_finish(
     state: &AppState,
+    link: &Link,
     keyring: Option<&dyn crate::keyring::HostKeyring>,
     pkh: PublicKeyHash,
     digest: [u8; 32],
 ) -> Result<BoardResponse, ApiError> {
-    host_held::finish(state, keyring, pkh, digest).await
+    host_held::finish(state, link, keyring, pkh, digest).await
 }
 
 /// The relay of a YubiHSM2 sign (`signer`).
 pub(crate) async fn hsm_relay_finish(
     state: &AppState,
+    link: &Link,
     relay: Option<&crate::yubihsm::HsmRelay>,
     sealed: Vec<u8>,
 ) -> Result<BoardResponse, ApiError> {
-    hsm_relay::finish(state, relay, sealed).await
+    hsm_relay::finish(state, link, relay, sealed).await
 }

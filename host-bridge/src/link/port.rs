@@ -89,16 +89,21 @@ impl Port for SerialPort {
     }
 }
 
-/// The control socket of a running `pawl serve`, which relays frames to the board it owns.
+/// The control socket of a running `pawl serve`, which relays frames to one of the boards it
+/// owns. Each connection starts by naming the board: its name and a zero byte (see
+/// [`crate::control`]).
 pub struct ControlConnector {
     path: PathBuf,
+    board: String,
 }
 
 impl ControlConnector {
-    /// Connect to the control socket at `path`.
-    pub fn new(path: &Path) -> Self {
+    /// Connect to the control socket at `path`, for the board named `board` (empty: the only
+    /// board of that `pawl serve`).
+    pub fn new(path: &Path, board: &str) -> Self {
         ControlConnector {
             path: path.to_path_buf(),
+            board: board.to_string(),
         }
     }
 }
@@ -107,11 +112,21 @@ struct ControlPort(UnixStream);
 
 impl Connector for ControlConnector {
     fn connect(&mut self) -> io::Result<Box<dyn Port>> {
-        Ok(Box::new(ControlPort(UnixStream::connect(&self.path)?)))
+        let mut stream = UnixStream::connect(&self.path)?;
+        let mut hello = self.board.as_bytes().to_vec();
+        hello.push(0);
+        stream.write_all(&hello)?;
+        Ok(Box::new(ControlPort(stream)))
     }
 
     fn describe(&self) -> String {
-        format!("pawl serve control socket {}", self.path.display())
+        match self.board.as_str() {
+            "" => format!("pawl serve control socket {}", self.path.display()),
+            name => format!(
+                "board `{name}' through the pawl serve control socket {}",
+                self.path.display()
+            ),
+        }
     }
 }
 

@@ -102,7 +102,7 @@ impl Server {
             .map(|k| PublicKey::from_b58(k).expect("authorized key"))
             .collect();
         let state = Arc::new(AppState {
-            link,
+            boards: pawl_bridge::boards::Boards::single("board", link),
             auth: Authorizer::new(keys),
             settings,
             metrics: Arc::new(Metrics::default()),

@@ -261,23 +261,21 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             role,
             standby,
             ..
-        } if (standby || role != duty::RoleArg::Consensus)
-            && (azure.is_azure() || azure.is_yubihsm()) =>
-        {
+        } if (standby || role != duty::RoleArg::Consensus) && azure.is_off_board() => {
             anyhow::bail!(
                 "--standby and --role go with keys on the board at import; for a key in an HSM or a key service, register it and then run `pawl keys standby` or `pawl keys role`"
             )
         }
         KeysCommand::Import {
             azure, allow_pop, ..
-        } if allow_pop && (azure.is_azure() || azure.is_yubihsm()) => {
+        } if allow_pop && azure.is_off_board() => {
             anyhow::bail!(
-                "--allow-pop goes with tz4 keys on the board, not --backend azure/yubihsm"
+                "--allow-pop goes with tz4 keys on the board, not --backend azure/yubihsm/aws"
             )
         }
         KeysCommand::Import { policy, azure, .. } if azure.is_yubihsm() => super::yubihsm::import(
             ctx,
-            azure.key_id,
+            azure.yubihsm_key_id()?,
             azure.public_key.as_deref(),
             policy.to_policy()?,
             print_new_key,
@@ -285,6 +283,12 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Import { policy, azure, .. } if azure.is_azure() => {
             super::azure_import::run(ctx, azure, policy.to_policy()?, print_new_key)
         }
+        KeysCommand::Import { policy, azure, .. } if azure.is_aws() => crate::keyring::aws::import(
+            ctx,
+            azure.key_id.as_deref(),
+            policy.to_policy()?,
+            print_new_key,
+        ),
         KeysCommand::Import {
             policy,
             allow_pop,
@@ -387,11 +391,18 @@ fn print_new_key(ctx: &Context, answer: anyhow::Result<Response>) -> anyhow::Res
 }
 
 fn list(ctx: &Context) -> anyhow::Result<()> {
-    let link = ctx.open_link()?;
-    let keys = super::board_keys(&link)?;
+    ctx.for_each_shown_board(|link, name| list_of(ctx, link, name))
+}
+
+fn list_of(ctx: &Context, link: &crate::link::Link, name: Option<&str>) -> anyhow::Result<()> {
+    let keys = super::board_keys(link)?;
     if ctx.json {
         let keys: Vec<Value> = keys.iter().map(key_json).collect();
-        print_json(&json!({ "keys": keys }));
+        let mut value = json!({ "keys": keys });
+        if let Some(name) = name {
+            value["name"] = json!(name);
+        }
+        print_json(&value);
     } else if keys.is_empty() {
         println!("no keys on the board (add one with `pawl keys generate --curve ed25519`)");
     } else {

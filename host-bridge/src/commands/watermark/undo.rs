@@ -62,14 +62,10 @@ fn pkh(text: &str) -> anyhow::Result<PublicKeyHash> {
 
 /// A link whose timeouts leave the operator time to press the button.
 fn open_link_for_button(ctx: &Context) -> anyhow::Result<Link> {
-    let chosen = crate::device::for_command(&ctx.home, ctx.device.as_deref(), ctx.config.baud)?;
-    if chosen.is_virtual {
-        eprintln!("{}", crate::device::VIRTUAL_WARNING);
-    }
     let mut settings = crate::device::command_settings();
     settings.response_timeout = settings.confirm_timeout;
     settings.request_timeout += settings.confirm_timeout;
-    Ok(Link::start(chosen.connector, settings))
+    ctx.open_link_to(ctx.board()?, settings)
 }
 
 fn done(ctx: &Context, answer: Response, what: &str) -> anyhow::Result<()> {
