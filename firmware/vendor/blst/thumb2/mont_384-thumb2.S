@@ -1,0 +1,270 @@
+/*
+ * Montgomery multiplication and modular addition/subtraction for 384-bit
+ * operands (twelve 32-bit limbs) in Thumb-2 for ARMv8-M Mainline with the DSP
+ * extension (Cortex-M33: QEMU mps2-an505, RP2350). Added by pawl to its vendored
+ * copy of blst; blst's own code has no 32-bit ARM assembly. See ../PAWL-CHANGES.md.
+ *
+ * Each function computes exactly what the portable C it replaces computes
+ * (blst/src/no_asm.h: mul_mont_n, mul_mont_nonred_n, add_mod_n, sub_mod_n with
+ * n = 12), so results are bit-identical for every input the C accepts.
+ *
+ * Constant time: no branch and no memory address depends on an operand value;
+ * the only branches are the row loop (fixed count) and the public "reduce or
+ * not" entry choice. The final conditional subtraction is a mask select.
+ * UMAAL, MUL, ADDS/ADCS/SUBS/SBCS have data-independent timing on the M33.
+ *
+ * SPDX-License-Identifier: Apache-2.0
+ */
+        .syntax unified
+        .arch   armv8-m.main
+        .arch_extension dsp
+        .thumb
+        .text
+
+/*
+ * void blst_t2_mul_mont_384(limb_t ret[12], const limb_t a[12],
+ *                           const limb_t b[12], const limb_t p[12], limb_t n0);
+ * void blst_t2_mul_mont_nonred_384(...same...);
+ *
+ * ret = a*b/2^384 mod p (CIOS, multiplication and reduction interleaved per
+ * row). The nonred entry skips the final conditional subtraction, like
+ * mul_mont_nonred_n. ret may alias a or b: it is written only at the end.
+ *
+ * Frame: t[0..11] at sp+0, ret at sp+48, reduce flag at sp+52; n0 at sp+92.
+ * Registers in the row loop: r1 a, r2 b (advancing), r3 p, r4 b[j], r5 m,
+ * r6 carry of the a*b[j] chain, r7 carry of the m*p chain, r8 t[i], r9 a[i],
+ * r10 p[i], r11 n0, r12 end of b, lr top word of t (0 or 1).
+ */
+        .global blst_t2_mul_mont_384
+        .type   blst_t2_mul_mont_384, %function
+        .thumb_func
+blst_t2_mul_mont_384:
+        push    {r4-r11, lr}
+        sub     sp, sp, #56
+        movs    r4, #1
+        b       .Lmul_body
+        .size   blst_t2_mul_mont_384, .-blst_t2_mul_mont_384
+
+        .global blst_t2_mul_mont_nonred_384
+        .type   blst_t2_mul_mont_nonred_384, %function
+        .thumb_func
+blst_t2_mul_mont_nonred_384:
+        push    {r4-r11, lr}
+        sub     sp, sp, #56
+        movs    r4, #0
+.Lmul_body:
+        str     r0, [sp, #48]
+        str     r4, [sp, #52]
+        ldr     r11, [sp, #92]
+        add     r12, r2, #48
+        movs    r4, #0
+        movs    r5, #0
+        strd    r4, r5, [sp, #0]
+        strd    r4, r5, [sp, #8]
+        strd    r4, r5, [sp, #16]
+        strd    r4, r5, [sp, #24]
+        strd    r4, r5, [sp, #32]
+        strd    r4, r5, [sp, #40]
+        mov     lr, #0
+.Lrow:
+        ldr     r4, [r2], #4
+        ldr     r8, [sp, #0]
+        ldr     r9, [r1, #0]
+        mov     r6, #0
+        umaal   r8, r6, r9, r4
+        mul     r5, r8, r11
+        ldr     r10, [r3, #0]
+        mov     r7, #0
+        umaal   r8, r7, r10, r5
+        .irp    i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+        ldr     r8, [sp, #4*\i]
+        ldr     r9, [r1, #4*\i]
+        umaal   r8, r6, r9, r4
+        ldr     r10, [r3, #4*\i]
+        umaal   r8, r7, r10, r5
+        str     r8, [sp, #4*(\i-1)]
+        .endr
+        mov     r9, #0
+        adds    r6, r6, r7
+        adc     r9, r9, #0
+        adds    r6, r6, lr
+        adc     lr, r9, #0
+        str     r6, [sp, #44]
+        cmp     r2, r12
+        bne     .Lrow
+
+        ldr     r0, [sp, #48]
+        ldr     r4, [sp, #52]
+        mov     r12, sp
+        cmp     r4, #0
+        beq     .Lcopy
+        /* ret = t - p, then mask = top - borrow selects t back if t < p */
+        ldm     r12!, {r4-r7}
+        ldm     r3!, {r8-r11}
+        subs    r4, r4, r8
+        sbcs    r5, r5, r9
+        sbcs    r6, r6, r10
+        sbcs    r7, r7, r11
+        stm     r0!, {r4-r7}
+        .rept   2
+        ldm     r12!, {r4-r7}
+        ldm     r3!, {r8-r11}
+        sbcs    r4, r4, r8
+        sbcs    r5, r5, r9
+        sbcs    r6, r6, r10
+        sbcs    r7, r7, r11
+        stm     r0!, {r4-r7}
+        .endr
+        sbc     r2, lr, #0
+        sub     r0, r0, #48
+        mov     r12, sp
+        bl      .Lselect
+        add     sp, sp, #56
+        pop     {r4-r11, pc}
+.Lcopy:
+        .rept   3
+        ldm     r12!, {r4-r7}
+        stm     r0!, {r4-r7}
+        .endr
+        add     sp, sp, #56
+        pop     {r4-r11, pc}
+        .size   blst_t2_mul_mont_nonred_384, .-blst_t2_mul_mont_nonred_384
+
+/*
+ * Local helper: for 12 words, ret[i] ^= (ret[i] ^ alt[i]) & mask.
+ * In: r0 ret, r12 alt, r2 mask. Clobbers r0, r4-r12.
+ */
+        .type   .Lselect, %function
+        .thumb_func
+.Lselect:
+        .rept   3
+        ldm     r0, {r4-r7}
+        ldm     r12!, {r8-r11}
+        eor     r8, r8, r4
+        eor     r9, r9, r5
+        eor     r10, r10, r6
+        eor     r11, r11, r7
+        and     r8, r8, r2
+        and     r9, r9, r2
+        and     r10, r10, r2
+        and     r11, r11, r2
+        eor     r4, r4, r8
+        eor     r5, r5, r9
+        eor     r6, r6, r10
+        eor     r7, r7, r11
+        stm     r0!, {r4-r7}
+        .endr
+        bx      lr
+
+/*
+ * void blst_t2_add_mod_384(limb_t ret[12], const limb_t a[12],
+ *                          const limb_t b[12], const limb_t p[12]);
+ * t = a + b (13 words), ret = t - p, then t selected back if t < p.
+ * ret may alias a or b (t is kept on the stack).
+ */
+        .global blst_t2_add_mod_384
+        .type   blst_t2_add_mod_384, %function
+        .thumb_func
+blst_t2_add_mod_384:
+        push    {r4-r11, lr}
+        sub     sp, sp, #48
+        mov     r12, sp
+        ldm     r1!, {r4-r7}
+        ldm     r2!, {r8-r11}
+        adds    r4, r4, r8
+        adcs    r5, r5, r9
+        adcs    r6, r6, r10
+        adcs    r7, r7, r11
+        stm     r12!, {r4-r7}
+        .rept   2
+        ldm     r1!, {r4-r7}
+        ldm     r2!, {r8-r11}
+        adcs    r4, r4, r8
+        adcs    r5, r5, r9
+        adcs    r6, r6, r10
+        adcs    r7, r7, r11
+        stm     r12!, {r4-r7}
+        .endr
+        mov     lr, #0
+        adc     lr, lr, #0
+        mov     r12, sp
+        mov     r1, r0
+        ldm     r12!, {r4-r7}
+        ldm     r3!, {r8-r11}
+        subs    r4, r4, r8
+        sbcs    r5, r5, r9
+        sbcs    r6, r6, r10
+        sbcs    r7, r7, r11
+        stm     r1!, {r4-r7}
+        .rept   2
+        ldm     r12!, {r4-r7}
+        ldm     r3!, {r8-r11}
+        sbcs    r4, r4, r8
+        sbcs    r5, r5, r9
+        sbcs    r6, r6, r10
+        sbcs    r7, r7, r11
+        stm     r1!, {r4-r7}
+        .endr
+        sbc     r2, lr, #0
+        mov     r12, sp
+        bl      .Lselect
+        add     sp, sp, #48
+        pop     {r4-r11, pc}
+        .size   blst_t2_add_mod_384, .-blst_t2_add_mod_384
+
+/*
+ * void blst_t2_sub_mod_384(limb_t ret[12], const limb_t a[12],
+ *                          const limb_t b[12], const limb_t p[12]);
+ * ret = a - b, plus p if that borrowed (p masked, no branch).
+ * ret may alias a or b: each 4-word chunk is read before it is written.
+ */
+        .global blst_t2_sub_mod_384
+        .type   blst_t2_sub_mod_384, %function
+        .thumb_func
+blst_t2_sub_mod_384:
+        push    {r4-r11, lr}
+        mov     r12, r0
+        ldm     r1!, {r4-r7}
+        ldm     r2!, {r8-r11}
+        subs    r4, r4, r8
+        sbcs    r5, r5, r9
+        sbcs    r6, r6, r10
+        sbcs    r7, r7, r11
+        stm     r12!, {r4-r7}
+        .rept   2
+        ldm     r1!, {r4-r7}
+        ldm     r2!, {r8-r11}
+        sbcs    r4, r4, r8
+        sbcs    r5, r5, r9
+        sbcs    r6, r6, r10
+        sbcs    r7, r7, r11
+        stm     r12!, {r4-r7}
+        .endr
+        sbc     lr, lr, lr
+        mov     r12, r0
+        ldm     r0, {r4-r7}
+        ldm     r3!, {r8-r11}
+        and     r8, r8, lr
+        and     r9, r9, lr
+        and     r10, r10, lr
+        and     r11, r11, lr
+        adds    r4, r4, r8
+        adcs    r5, r5, r9
+        adcs    r6, r6, r10
+        adcs    r7, r7, r11
+        stm     r12!, {r4-r7}
+        .rept   2
+        ldm     r12, {r4-r7}
+        ldm     r3!, {r8-r11}
+        and     r8, r8, lr
+        and     r9, r9, lr
+        and     r10, r10, lr
+        and     r11, r11, lr
+        adcs    r4, r4, r8
+        adcs    r5, r5, r9
+        adcs    r6, r6, r10
+        adcs    r7, r7, r11
+        stm     r12!, {r4-r7}
+        .endr
+        pop     {r4-r11, pc}
+        .size   blst_t2_sub_mod_384, .-blst_t2_sub_mod_384
