@@ -20,12 +20,15 @@ pub enum BackendArg {
     Azure,
     /// A key inside a YubiHSM2 (tz1, tz2 or tz3), by object id.
     Yubihsm,
+    /// An AWS KMS key (tz2 ECC_SECG_P256K1 or tz3 ECC_NIST_P256), host-trusted tier, by ARN.
+    Aws,
 }
 
 /// The Azure options of `pawl keys import`.
 #[derive(Debug, Args)]
 pub struct AzureImportArgs {
-    /// Where the key lives: `board` (secret from stdin), `azure` (Key Vault) or `yubihsm`.
+    /// Where the key lives: `board` (secret from stdin), `azure` (Key Vault), `yubihsm` or
+    /// `aws` (KMS).
     #[arg(long, value_enum, default_value = "board")]
     pub backend: BackendArg,
     /// Azure: the vault URL (default: `[azure] vault_url`).
@@ -37,9 +40,10 @@ pub struct AzureImportArgs {
     /// Azure: a key version (default: the current one).
     #[arg(long, value_name = "VERSION")]
     pub key_version: Option<String>,
-    /// YubiHSM2: the key's object id in the HSM.
-    #[arg(long, value_name = "N")]
-    pub key_id: Option<u16>,
+    /// YubiHSM2: the key's object id in the HSM (a number). AWS: the KMS key's ARN (or its
+    /// key id, or `alias/NAME`; the key's ARN is what gets recorded).
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<String>,
     /// YubiHSM2: the public key you expect (edpk…/sppk…/p2pk…); the board refuses the import
     /// if the HSM holds another.
     #[arg(long, value_name = "PK")]
@@ -57,15 +61,39 @@ impl AzureImportArgs {
         self.backend == BackendArg::Yubihsm
     }
 
+    /// Whether `--backend aws` was given.
+    pub fn is_aws(&self) -> bool {
+        self.backend == BackendArg::Aws
+    }
+
+    /// Whether the key lives anywhere but on the board (an HSM or a key service).
+    pub fn is_off_board(&self) -> bool {
+        self.backend != BackendArg::Board
+    }
+
+    /// `--key-id` as a YubiHSM2 object id.
+    pub fn yubihsm_key_id(&self) -> anyhow::Result<Option<u16>> {
+        self.key_id
+            .as_deref()
+            .map(|id| {
+                id.parse::<u16>().map_err(|_| {
+                    anyhow::anyhow!("--key-id `{id}` is not a YubiHSM2 object id (0 to 65535)")
+                })
+            })
+            .transpose()
+    }
+
     /// Refuse flags that belong to another backend (they would be silently ignored).
     pub fn check_flags(&self) -> anyhow::Result<()> {
         let azure = self.vault.is_some() || self.key.is_some() || self.key_version.is_some();
-        let hsm = self.key_id.is_some() || self.public_key.is_some();
         if azure && !self.is_azure() {
             anyhow::bail!("--vault, --key and --key-version go with --backend azure");
         }
-        if hsm && !self.is_yubihsm() {
-            anyhow::bail!("--key-id and --public-key go with --backend yubihsm");
+        if self.key_id.is_some() && !(self.is_yubihsm() || self.is_aws()) {
+            anyhow::bail!("--key-id goes with --backend yubihsm or --backend aws");
+        }
+        if self.public_key.is_some() && !self.is_yubihsm() {
+            anyhow::bail!("--public-key goes with --backend yubihsm");
         }
         Ok(())
     }

@@ -43,6 +43,7 @@
 //! the board, record the pkh in its [`KeyFile`]); then one field in [`crate::config`], one
 //! arm in [`Keyrings::open`] and one `--backend` value in the CLI. Nothing in the sign path.
 
+pub mod aws;
 pub mod azure;
 
 use std::collections::HashMap;
@@ -131,6 +132,11 @@ impl Keyrings {
             list.push(Arc::new(
                 azure::AzureKeyring::open(settings.clone(), home)
                     .context("[azure] in pawl.toml")?,
+            ));
+        }
+        if let Some(settings) = &config.aws {
+            list.push(Arc::new(
+                aws::AwsKeyring::open(settings.clone(), home).context("[aws] in pawl.toml")?,
             ));
         }
         Ok(Keyrings::new(list))
