@@ -27,20 +27,34 @@
  * void blst_t2_mul_mont_nonred_384(...same...);
  *
  * ret = a*b/2^384 mod p (CIOS, multiplication and reduction interleaved per
- * row). The nonred entry skips the final conditional subtraction, like
+ * row: t = (t + a*b[j] + m*p) / 2^32 with m = (t[0] + a[0]*b[j])*n0 mod 2^32).
+ * The nonred entry skips the final conditional subtraction, like
  * mul_mont_nonred_n. ret may alias a or b: it is written only at the end.
  *
- * Frame: t[0..11] at sp+0, ret at sp+48, reduce flag at sp+52; n0 at sp+92.
- * Registers in the row loop: r1 a, r2 b (advancing), r3 p, r4 b[j], r5 m,
- * r6 carry of the a*b[j] chain, r7 carry of the m*p chain, r8 t[i], r9 a[i],
- * r10 p[i], r11 n0, r12 end of b, lr top word of t (0 or 1).
+ * Frame: t[0..11] at sp+0, ret at sp+48, reduce flag at sp+52, b pointer at
+ * sp+56, end of b at sp+60, top word of t (0 or 1) at sp+64; n0 at sp+104.
+ * A row works on limb pairs (LDRD/STRD), registers: r1 a, r3 p, r2 b[j],
+ * r4 m, r5 carry of the a*b[j] chain, r6 carry of the m*p chain, r8 and
+ * r7/r9 a pair of t (the odd one is written with the next pair, one word
+ * lower), r10/r11 a pair of a, r12/lr a pair of p, r0 scratch.
  */
+        .macro  T2_PAIR k, ev, od, prev
+        ldrd    \ev, \od, [sp, #8*\k]
+        ldrd    r10, r11, [r1, #8*\k]
+        ldrd    r12, lr, [r3, #8*\k]
+        umaal   \ev, r5, r10, r2
+        umaal   \ev, r6, r12, r4
+        umaal   \od, r5, r11, r2
+        umaal   \od, r6, lr, r4
+        strd    \prev, \ev, [sp, #8*\k-8]
+        .endm
+
         .global blst_t2_mul_mont_384
         .type   blst_t2_mul_mont_384, %function
         .thumb_func
 blst_t2_mul_mont_384:
         push    {r4-r11, lr}
-        sub     sp, sp, #56
+        sub     sp, sp, #68
         movs    r4, #1
         b       .Lmul_body
         .size   blst_t2_mul_mont_384, .-blst_t2_mul_mont_384
@@ -50,13 +64,14 @@ blst_t2_mul_mont_384:
         .thumb_func
 blst_t2_mul_mont_nonred_384:
         push    {r4-r11, lr}
-        sub     sp, sp, #56
+        sub     sp, sp, #68
         movs    r4, #0
 .Lmul_body:
         str     r0, [sp, #48]
         str     r4, [sp, #52]
-        ldr     r11, [sp, #92]
-        add     r12, r2, #48
+        str     r2, [sp, #56]
+        add     r4, r2, #48
+        str     r4, [sp, #60]
         movs    r4, #0
         movs    r5, #0
         strd    r4, r5, [sp, #0]
@@ -65,36 +80,44 @@ blst_t2_mul_mont_nonred_384:
         strd    r4, r5, [sp, #24]
         strd    r4, r5, [sp, #32]
         strd    r4, r5, [sp, #40]
-        mov     lr, #0
+        str     r4, [sp, #64]
 .Lrow:
-        ldr     r4, [r2], #4
-        ldr     r8, [sp, #0]
-        ldr     r9, [r1, #0]
+        ldr     r0, [sp, #56]
+        ldr     r2, [r0], #4
+        str     r0, [sp, #56]
+        ldrd    r8, r9, [sp, #0]
+        ldrd    r10, r11, [r1, #0]
+        ldrd    r12, lr, [r3, #0]
+        mov     r5, #0
         mov     r6, #0
-        umaal   r8, r6, r9, r4
-        mul     r5, r8, r11
-        ldr     r10, [r3, #0]
-        mov     r7, #0
-        umaal   r8, r7, r10, r5
-        .irp    i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
-        ldr     r8, [sp, #4*\i]
-        ldr     r9, [r1, #4*\i]
-        umaal   r8, r6, r9, r4
-        ldr     r10, [r3, #4*\i]
-        umaal   r8, r7, r10, r5
-        str     r8, [sp, #4*(\i-1)]
-        .endr
+        umaal   r8, r5, r10, r2
+        ldr     r0, [sp, #104]
+        mul     r4, r8, r0
+        umaal   r8, r6, r12, r4
+        umaal   r9, r5, r11, r2
+        umaal   r9, r6, lr, r4
+        T2_PAIR 1, r8, r7, r9
+        T2_PAIR 2, r8, r9, r7
+        T2_PAIR 3, r8, r7, r9
+        T2_PAIR 4, r8, r9, r7
+        T2_PAIR 5, r8, r7, r9
+        /* t[11] = low(c1 + c2 + top), top = the carry */
+        ldr     r0, [sp, #64]
         mov     r9, #0
-        adds    r6, r6, r7
+        adds    r5, r5, r6
         adc     r9, r9, #0
-        adds    r6, r6, lr
-        adc     lr, r9, #0
-        str     r6, [sp, #44]
-        cmp     r2, r12
+        adds    r5, r5, r0
+        adc     r0, r9, #0
+        str     r0, [sp, #64]
+        strd    r7, r5, [sp, #40]
+        ldr     r0, [sp, #56]
+        ldr     r9, [sp, #60]
+        cmp     r0, r9
         bne     .Lrow
 
         ldr     r0, [sp, #48]
         ldr     r4, [sp, #52]
+        ldr     lr, [sp, #64]
         mov     r12, sp
         cmp     r4, #0
         beq     .Lcopy
@@ -119,14 +142,14 @@ blst_t2_mul_mont_nonred_384:
         sub     r0, r0, #48
         mov     r12, sp
         bl      .Lselect
-        add     sp, sp, #56
+        add     sp, sp, #68
         pop     {r4-r11, pc}
 .Lcopy:
         .rept   3
         ldm     r12!, {r4-r7}
         stm     r0!, {r4-r7}
         .endr
-        add     sp, sp, #56
+        add     sp, sp, #68
         pop     {r4-r11, pc}
         .size   blst_t2_mul_mont_nonred_384, .-blst_t2_mul_mont_nonred_384
 
