@@ -209,6 +209,12 @@ static void mul_by_3_mod_n(limb_t ret[], const limb_t a[], const limb_t p[],
                            size_t n)
 {
     __builtin_assume(n != 0);
+    if (BLST_T2_384(n)) {   /* the same two additions, as below */
+        limb_t two_a_[12];
+        blst_t2_add_mod_384(two_a_, a, a, p);
+        blst_t2_add_mod_384(ret, a, two_a_, p);
+        return;
+    }
     llimb_t limbx;
     limb_t mask, carry, borrow, tmp[n], two_a[n];
     size_t i;
@@ -263,6 +269,13 @@ static void lshift_mod_n(limb_t ret[], const limb_t a[], size_t count,
 {
     __builtin_assume(count != 0);
     __builtin_assume(n != 0);
+    if (BLST_T2_384(n)) {   /* each step below is a + a mod p */
+        while (count--) {
+            blst_t2_add_mod_384(ret, a, a, p);
+            a = ret;
+        }
+        return;
+    }
     llimb_t limbx;
     limb_t mask, carry, borrow, tmp[n];
     size_t i;
