@@ -14,9 +14,10 @@
 
 use embedded_storage_async::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 
-/// A flash that counts bytes programmed and pages erased.
+/// A flash that counts bytes programmed and pages erased (and read, for benchmarks).
 pub(crate) struct Counted<F> {
     inner: F,
+    pub(crate) bytes_read: u64,
     pub(crate) bytes_written: u64,
     pub(crate) pages_erased: u32,
 }
@@ -25,6 +26,7 @@ impl<F> Counted<F> {
     pub(crate) const fn new(inner: F) -> Self {
         Counted {
             inner,
+            bytes_read: 0,
             bytes_written: 0,
             pages_erased: 0,
         }
@@ -43,6 +45,7 @@ impl<F: ReadNorFlash> ReadNorFlash for Counted<F> {
     const READ_SIZE: usize = F::READ_SIZE;
 
     async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.bytes_read = self.bytes_read.saturating_add(bytes.len() as u64);
         self.inner.read(offset, bytes).await
     }
 

@@ -84,6 +84,9 @@ use core::ops::Range;
 
 use embassy_futures::block_on;
 use embedded_storage_async::nor_flash::NorFlash;
+use sequential_storage::cache::key_pointers::ArrayKeyPointers;
+use sequential_storage::cache::page_pointers::ArrayPagePointers;
+use sequential_storage::cache::page_states::ArrayPageStates;
 use sequential_storage::cache::{Cache, Uncached};
 use sequential_storage::map::{MapConfig, MapStorage};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -149,9 +152,37 @@ struct MarkSlot {
     signed: Option<u32>,
 }
 
+/// Most erase pages a store region may have (1 MiB of 4 KiB pages): the size of the page caches.
+pub const MAX_PAGES: usize = 256;
+
+/// Map keys the key cache holds: every record kind of the table above, each at its most.
+const CACHED_KEYS: usize = 2 + MAX_KEYS + 4 * MAX_MARKS + 1;
+
+/// What `sequential-storage` remembers between calls so that a write, a lookup and a page
+/// reclaim do not re-read the region: each page's state, where each page's free space starts,
+/// and where the newest item of each map key lies (`docs/design.md` §8, "Store speed").
+type StoreCache = Cache<
+    ArrayPageStates<MAX_PAGES>,
+    ArrayPagePointers<MAX_PAGES>,
+    ArrayKeyPointers<u16, CACHED_KEYS>,
+    u16,
+>;
+
+type Map<F> = MapStorage<u16, Counted<F>, StoreCache>;
+
+fn new_cache() -> StoreCache {
+    Cache::new(
+        ArrayPageStates::new(),
+        ArrayPagePointers::new(),
+        ArrayKeyPointers::new(),
+    )
+}
+
 /// The board's store over a [`NorFlash`] region, with a [`RollbackGuard`].
 pub struct NorStore<F: NorFlash, G: RollbackGuard> {
-    map: MapStorage<u16, Counted<F>, Cache<Uncached, Uncached, Uncached, u16>>,
+    /// Always `Some` between calls (taken only to renew the cache, see [`Self::renew_cache`]).
+    map: Option<Map<F>>,
+    region: Range<u32>,
     guard: G,
     seal: SealKeys,
     ceiling_ahead: u32,
@@ -159,6 +190,8 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard> {
     seq: u32,
     marks: heapless::Vec<MarkSlot, MAX_MARKS>,
     wear: WearCounters,
+    /// Flash bytes read (see [`Self::bytes_read`]).
+    bytes_read: u64,
     /// Per mark index, the record number before which its records are void (forgets and the
     /// forget table, as loaded and written since): what the next forget table carries on.
     forgotten: [u32; MAX_MARKS],
@@ -174,23 +207,33 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard> {
 
 impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
     /// A store on `flash` in `config.region`, sealing under `board_key`. Nothing is read until
-    /// [`Store::load`]. Fails with [`StoreError::Io`] if the region is not whole pages or has
-    /// fewer than two.
+    /// [`Store::load`]. Fails with [`StoreError::Io`] if the region is not whole pages, has
+    /// fewer than two or more than [`MAX_PAGES`].
     pub fn new(
         flash: F,
         config: NorStoreConfig,
         board_key: &BoardKey,
         guard: G,
     ) -> Result<Self, StoreError> {
-        let map_config = MapConfig::try_new(config.region).map_err(|_| StoreError::Io)?;
+        let pages = config.region.len() / F::ERASE_SIZE.max(1);
+        if pages > MAX_PAGES {
+            return Err(StoreError::Io);
+        }
+        let map_config = MapConfig::try_new(config.region.clone()).map_err(|_| StoreError::Io)?;
         Ok(NorStore {
-            map: MapStorage::new(Counted::new(flash), map_config, Cache::new_uncached()),
+            map: Some(MapStorage::new(
+                Counted::new(flash),
+                map_config,
+                new_cache(),
+            )),
+            region: config.region,
             guard,
             seal: SealKeys::new(&board_key.0),
             ceiling_ahead: config.ceiling_ahead,
             seq: 0,
             marks: heapless::Vec::new(),
             wear: WearCounters::default(),
+            bytes_read: 0,
             forgotten: [0; MAX_MARKS],
             guard_behind: None,
             note: None,
@@ -201,12 +244,42 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
 
     /// Give the flash back (tests reboot on its image).
     pub fn into_flash(self) -> F {
-        self.map.destroy().0.into_inner()
+        // `map` is `None` only inside `renew_cache`, which has no way out before it puts the
+        // map back.
+        #[allow(clippy::expect_used)]
+        self.map
+            .expect("the store's map is always present between calls")
+            .destroy()
+            .0
+            .into_inner()
+    }
+
+    fn map(&mut self) -> Result<&mut Map<F>, StoreError> {
+        self.map.as_mut().ok_or(StoreError::Io)
+    }
+
+    /// Start the cache afresh: after the region was erased behind the crate's back
+    /// (`erase_all` does not tell the cache).
+    fn renew_cache(&mut self) -> Result<(), StoreError> {
+        let config = MapConfig::try_new(self.region.clone()).map_err(|_| StoreError::Io)?;
+        // Nothing between `take` and the assignment can fail or return early.
+        if let Some(map) = self.map.take() {
+            let (flash, _) = map.destroy();
+            self.map = Some(MapStorage::new(flash, config, new_cache()));
+        }
+        Ok(())
     }
 
     /// The stored ceiling of `id`, if any.
     pub fn ceiling(&self, id: &MarkId) -> Option<(u32, u32)> {
         self.marks.iter().find(|m| m.id == *id)?.ceiling
+    }
+
+    /// Bytes read from flash since this store was made (what a lookup or a page reclaim
+    /// costs: `benches/store_wrap.rs`).
+    /// Counted as of the last write.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// Number of the newest record written or loaded.
@@ -222,9 +295,12 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
     }
 
     fn sync_wear(&mut self) {
-        let counted = self.map.flash();
-        self.wear.bytes_written = counted.bytes_written;
-        self.wear.pages_erased = counted.pages_erased;
+        if let Some(map) = self.map.as_mut() {
+            let counted = map.flash();
+            self.bytes_read = counted.bytes_read;
+            self.wear.bytes_written = counted.bytes_written;
+            self.wear.pages_erased = counted.pages_erased;
+        }
     }
 
     /// The number the next record gets.
@@ -245,13 +321,23 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         let slot = value.get_mut(..len).ok_or(StoreError::Full)?;
         slot[..4].copy_from_slice(&seq.to_le_bytes());
         slot[4..].copy_from_slice(body);
-        let written = block_on(self.map.store_item(&mut self.buf, &key, &&value[..len]));
+        let region = self.region.clone();
+        let map = self.map.as_mut().ok_or(StoreError::Io)?;
+        let written = block_on(map.store_item(&mut self.buf, &key, &&value[..len]));
         // Durable means readable: the record is read back as a load would find it (the newest
         // item for its key). Flash whose free space was not erased (damage, tampering) takes
         // a write the crate reports done and then cannot find; that write is a failure here,
-        // so nothing is signed on it (found by the coverage-guided store fuzzer).
+        // so nothing is signed on it (found by the coverage-guided store fuzzer). The lookup
+        // goes through an uncached view: the cache would point straight at the new item, and
+        // only walking its page as a load does proves a load will find it.
         let result = written.map_err(flash_error).and_then(|()| {
-            match block_on(self.map.fetch_item::<&[u8]>(&mut self.buf, &key)) {
+            let config = MapConfig::try_new(region).map_err(|_| StoreError::Io)?;
+            let mut view: MapStorage<u16, _, _> = MapStorage::new(
+                map.flash(),
+                config,
+                Cache::<Uncached, Uncached, Uncached, u16>::new_uncached(),
+            );
+            match block_on(view.fetch_item::<&[u8]>(&mut self.buf, &key)) {
                 Ok(Some(back)) if back == &value[..len] => Ok(()),
                 Ok(_) => Err(StoreError::Io),
                 Err(e) => Err(flash_error(e)),
@@ -556,8 +642,10 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
     fn reprovision(&mut self, erase: bool) -> Result<(), StoreError> {
         let floor = self.guard.floor()?;
         if erase {
-            let result = block_on(self.map.erase_all());
+            let result = block_on(self.map()?.erase_all());
             self.sync_wear();
+            // The crate's cache does not see a whole-region erase.
+            self.renew_cache()?;
             result.map_err(flash_error)?;
             self.marks.clear();
             self.forgotten = [0; MAX_MARKS];

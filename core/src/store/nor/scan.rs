@@ -29,12 +29,20 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         // interrupted erase (its page-state lookup returns early with `?`), but `fetch_item`
         // does: on `Corrupted`, look one record up to finish the repair, then scan.
         let interrupted = matches!(
-            block_on(self.map.fetch_all_items(&mut self.buf)).map(|_| ()),
+            block_on(
+                self.map
+                    .as_mut()
+                    .ok_or(StoreError::Io)?
+                    .fetch_all_items(&mut self.buf)
+            )
+            .map(|_| ()),
             Err(sequential_storage::Error::Corrupted { .. })
         );
         if interrupted {
             block_on(
                 self.map
+                    .as_mut()
+                    .ok_or(StoreError::Io)?
                     .fetch_item::<&[u8]>(&mut self.buf, &map_key(TAG_META, 0)),
             )
             .map_err(flash_error)?;
@@ -42,8 +50,13 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         // First pass: the undo records, which decide which names and ceilings still count.
         let mut resets = Resets::new();
         {
-            let mut items =
-                block_on(self.map.fetch_all_items(&mut self.buf)).map_err(flash_error)?;
+            let mut items = block_on(
+                self.map
+                    .as_mut()
+                    .ok_or(StoreError::Io)?
+                    .fetch_all_items(&mut self.buf),
+            )
+            .map_err(flash_error)?;
             loop {
                 let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
                 let Some((key, value)) = item else { break };
@@ -70,8 +83,13 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
             }
         }
         {
-            let mut items =
-                block_on(self.map.fetch_all_items(&mut self.buf)).map_err(flash_error)?;
+            let mut items = block_on(
+                self.map
+                    .as_mut()
+                    .ok_or(StoreError::Io)?
+                    .fetch_all_items(&mut self.buf),
+            )
+            .map_err(flash_error)?;
             loop {
                 let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
                 let Some((key, value)) = item else { break };
