@@ -151,9 +151,11 @@ class Sim(Proc):
 class Bridge(Proc):
     """`pawl serve` on 127.0.0.1:0 with its metrics on 127.0.0.1:0."""
 
-    def __init__(self, bins: Binaries, home: Path, device: Path, log_dir: Path,
+    def __init__(self, bins: Binaries, home: Path, device: Path | None, log_dir: Path,
                  name: str = "pawl-serve"):
-        argv = [bins.pawl, "serve", "--home", str(home), "--device", str(device),
+        # device None: the boards of <home>/pawl.toml.
+        argv = [bins.pawl, "serve", "--home", str(home),
+                *(["--device", str(device)] if device is not None else []),
                 "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
         super().__init__(name, argv, log_dir)
         self.home = home
