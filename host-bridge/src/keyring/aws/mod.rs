@@ -19,21 +19,20 @@
 
 mod der;
 mod import;
+mod retry;
 
 pub use import::import;
 
-use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kms::config::http::HttpResponse;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, Signature};
 use serde::{Deserialize, Serialize};
 
 use super::{FieldError, KeyFile, KeyRecord};
+use retry::retrying;
 
 /// The backend's name: `[aws]`, `--backend aws`, `aws_keys.json`, the metrics label.
 pub const NAME: &str = "aws";
@@ -82,13 +81,13 @@ pub fn validate(raw: RawAws, request_timeout: Duration) -> Result<AwsSettings, F
             format!("`{region}` is not a region name (like eu-west-1)"),
         ));
     }
-    if let Some(url) = &raw.endpoint {
-        if !(url.starts_with("https://") || is_loopback_http(url)) {
-            return Err(FieldError::new(
-                "aws.endpoint",
-                format!("`{url}` must be an https:// URL (http:// only on loopback)"),
-            ));
-        }
+    if let Some(url) = &raw.endpoint
+        && !(url.starts_with("https://") || is_loopback_http(url))
+    {
+        return Err(FieldError::new(
+            "aws.endpoint",
+            format!("`{url}` must be an https:// URL (http:// only on loopback)"),
+        ));
     }
     let ms = raw.sign_deadline_ms.unwrap_or(3000);
     let sign_deadline = Duration::from_millis(ms);
@@ -216,13 +215,13 @@ impl AwsKeyring {
     /// The public key of KMS key `key_id` (an ARN, key id or alias) and the key's ARN, after
     /// checking that it is a tz2/tz3 signing key KMS will use with `ECDSA_SHA_256`.
     pub async fn public_key(&self, key_id: &str) -> Result<(PublicKey, String), AwsError> {
-        if let Some(region) = arn_region(key_id) {
-            if region != self.settings.region {
-                return Err(AwsError::Setup(format!(
-                    "the key is in region {region} but aws.region is {}",
-                    self.settings.region
-                )));
-            }
+        if let Some(region) = arn_region(key_id)
+            && region != self.settings.region
+        {
+            return Err(AwsError::Setup(format!(
+                "the key is in region {region} but aws.region is {}",
+                self.settings.region
+            )));
         }
         let client = self.client().await;
         let deadline = Instant::now() + self.settings.sign_deadline;
@@ -362,121 +361,6 @@ fn arn_region(id: &str) -> Option<&str> {
     let mut parts = id.strip_prefix("arn:")?.splitn(5, ':');
     let (_partition, service, region) = (parts.next()?, parts.next()?, parts.next()?);
     (service == "kms").then_some(region)
-}
-
-/// What one failed call means for the retry loop.
-#[derive(Debug, PartialEq, Eq)]
-enum Class {
-    /// Throttled: wait and retry.
-    Throttled,
-    /// 5xx, timeout, connection failure: wait and retry.
-    Transient,
-    /// Anything else: give up now.
-    Fatal,
-}
-
-/// KMS error codes that mean "slow down" (`ThrottlingException` is the documented one for
-/// `Sign`/`GetPublicKey`; the others are the SDK's generic throttling codes).
-const THROTTLING: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-];
-
-/// KMS error codes the API reference says may be retried, whatever their HTTP status.
-const TRANSIENT: &[&str] = &[
-    "KMSInternalException",
-    "DependencyTimeoutException",
-    "KeyUnavailableException",
-];
-
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    e: &SdkError<E, HttpResponse>,
-) -> (Class, String) {
-    match e {
-        SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            let code = ctx.err().code().unwrap_or("no error code");
-            let what = match ctx.err().message() {
-                Some(m) => format!("HTTP {status} {code}: {m}"),
-                None => format!("HTTP {status} {code}"),
-            };
-            let class = if status == 429 || THROTTLING.contains(&code) {
-                Class::Throttled
-            } else if status >= 500 || TRANSIENT.contains(&code) {
-                Class::Transient
-            } else {
-                Class::Fatal
-            };
-            (class, what)
-        }
-        SdkError::TimeoutError(_) => (Class::Transient, "timed out".into()),
-        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
-            (Class::Transient, DisplayErrorContext(e).to_string())
-        }
-        SdkError::ResponseError(r) if r.raw().status().as_u16() >= 500 => (
-            Class::Transient,
-            format!("HTTP {}", r.raw().status().as_u16()),
-        ),
-        _ => (Class::Fatal, DisplayErrorContext(e).to_string()),
-    }
-}
-
-/// Run `call` until it succeeds, fails for good, or `deadline`.
-async fn retrying<T, E, F, Fut>(deadline: Instant, mut call: F) -> Result<T, AwsError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let started = Instant::now();
-    let deadline_ms = deadline.saturating_duration_since(started).as_millis();
-    let mut attempts = 0u32;
-    let mut backoff = Duration::from_millis(50);
-    let mut last = String::from("none");
-    loop {
-        attempts += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let outcome = match tokio::time::timeout(remaining, call()).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                let last = format!("no answer before the deadline (previous failure: {last})");
-                return Err(AwsError::Timeout {
-                    attempts,
-                    deadline_ms,
-                    last,
-                });
-            }
-        };
-        let error = match outcome {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        let (class, what) = classify(&error);
-        if class == Class::Fatal {
-            return Err(AwsError::Refused(what));
-        }
-        last = what;
-        tracing::warn!(attempt = attempts, wait_ms = backoff.as_millis() as u64, last = %last, "AWS KMS: retrying");
-        if Instant::now() + backoff >= deadline {
-            return Err(if class == Class::Throttled {
-                AwsError::Throttled {
-                    attempts,
-                    deadline_ms,
-                }
-            } else {
-                AwsError::Timeout {
-                    attempts,
-                    deadline_ms,
-                    last,
-                }
-            });
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
-    }
 }
 
 #[cfg(test)]
