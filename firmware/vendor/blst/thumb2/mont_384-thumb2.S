@@ -5,13 +5,17 @@
  * copy of blst; blst's own code has no 32-bit ARM assembly. See ../PAWL-CHANGES.md.
  *
  * Each function computes exactly what the portable C it replaces computes
- * (blst/src/no_asm.h: mul_mont_n, mul_mont_nonred_n, add_mod_n, sub_mod_n with
- * n = 12), so results are bit-identical for every input the C accepts.
+ * (blst/src/no_asm.h: mul_mont_n, add_mod_n, sub_mod_n with n = 12: for every
+ * input, including the C's final mask carry - borrow; mul_mont_nonred_n: for
+ * every input where the C's own precondition holds, i.e. the Montgomery sum
+ * fits in 384 bits, as with blst's p and operands below 2p).
  *
  * Constant time: no branch and no memory address depends on an operand value;
  * the only branches are the row loop (fixed count) and the public "reduce or
  * not" entry choice. The final conditional subtraction is a mask select.
- * UMAAL, MUL, ADDS/ADCS/SUBS/SBCS have data-independent timing on the M33.
+ * UMAAL, MUL, ADDS/ADCS/SUBS/SBCS, LDRD/STRD and LDM/STM of fixed lists are
+ * taken to have data-independent timing on the M33, as the portable C already
+ * took for the UMULL/UMLAL its compiler emits (to confirm on silicon).
  *
  * SPDX-License-Identifier: Apache-2.0
  */
