@@ -174,3 +174,92 @@ fn board(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, ConfigError};
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("pawl.toml"))
+    }
+
+    fn field_of(text: &str) -> String {
+        match parse(text) {
+            Err(ConfigError::Field { field, .. }) => field,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_board_forms_keep_working() {
+        let none = parse("").expect("no [device]");
+        assert_eq!(none.boards.len(), 1);
+        assert_eq!(none.boards[0].name, "virtual");
+        assert_eq!(none.boards[0].place, Place::Virtual("virtual-board".into()));
+        let one = parse("[device]\npath = \"/dev/ttyACM0\"\npipeline = 2\n").expect("[device]");
+        assert_eq!(one.boards[0].name, "board");
+        assert_eq!(one.boards[0].place, Place::Serial("/dev/ttyACM0".into()));
+        assert_eq!(one.boards[0].link.pipeline, 2);
+    }
+
+    #[test]
+    fn several_boards_each_with_a_name_and_their_own_settings() {
+        let config = parse(
+            "[[device]]\nname = \"left\"\npath = \"/dev/pts/3\"\nrequest_timeout_ms = 900\n\n\
+             [[device]]\nname = \"try-out\"\npath = \"virtual\"\n",
+        )
+        .expect("two boards");
+        let names: Vec<&str> = config.boards.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["left", "try-out"]);
+        assert_eq!(config.boards[0].link.request_timeout.as_millis(), 900);
+        assert_eq!(config.boards[1].link.request_timeout.as_millis(), 5000);
+        assert_eq!(
+            config.boards[1].place,
+            Place::Virtual(PathBuf::from("virtual-boards/try-out"))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_board_entry_and_field() {
+        let one = "[[device]]\nname = \"a\"\npath = \"/dev/pts/1\"\n";
+        assert_eq!(
+            field_of(&format!("{one}[[device]]\npath = \"/dev/pts/2\"\n")),
+            "device[1].name"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{one}[[device]]\nname = \"a\"\npath = \"/dev/pts/2\"\n"
+            )),
+            "device[1].name"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{one}[[device]]\nname = \"b\"\npath = \"/dev/pts/1\"\n"
+            )),
+            "device[1].path"
+        );
+        assert_eq!(
+            field_of(&format!("{one}[[device]]\nname = \"b\"\n")),
+            "device[1].path"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{one}[[device]]\nname = \"b c\"\npath = \"virtual\"\n"
+            )),
+            "device[1].name"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{one}[[device]]\nname = \"b\"\npath = \"virtual\"\npipeline = 0\n"
+            )),
+            "device[1].pipeline"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{one}[[device]]\nname = \"b\"\npath = \"virtual\"\nspeed = 1\n"
+            )),
+            "device[1]"
+        );
+    }
+}
