@@ -66,6 +66,8 @@ pub struct RawConfig {
     pub azure: Option<RawAzure>,
     /// YubiHSM2 connector (HSM keys); absent means no YubiHSM2 keys can sign.
     pub yubihsm: Option<RawYubiHsm>,
+    /// A PKCS#11 token (host-held keys); absent means no PKCS#11 keys.
+    pub pkcs11: Option<crate::keyring::pkcs11::RawPkcs11>,
     /// AWS KMS (host-held keys); absent means no AWS keys.
     pub aws: Option<crate::keyring::aws::RawAws>,
 }
@@ -211,6 +213,8 @@ pub struct Config {
     pub azure: Option<crate::keyring::azure::AzureSettings>,
     /// YubiHSM2 connector settings, if configured.
     pub yubihsm: Option<crate::yubihsm::YubiHsmSettings>,
+    /// PKCS#11 token settings, if configured.
+    pub pkcs11: Option<crate::keyring::pkcs11::Pkcs11Settings>,
     /// AWS KMS settings, if configured.
     pub aws: Option<crate::keyring::aws::AwsSettings>,
 }
@@ -324,7 +328,13 @@ impl Config {
             .map(|a| crate::keyring::aws::validate(a, request_timeout))
             .transpose()
             .map_err(|e| field(e.field, e.message))?;
+        let backend = |e: crate::keyring::FieldError| field(e.field, e.message);
+        let pkcs11 = raw
+            .pkcs11
+            .map(|p| p.validate(request_timeout).map_err(backend))
+            .transpose()?;
         Ok(Config {
+            pkcs11,
             azure,
             yubihsm,
             aws,

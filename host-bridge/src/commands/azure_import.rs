@@ -20,6 +20,8 @@ pub enum BackendArg {
     Azure,
     /// A key inside a YubiHSM2 (tz1, tz2 or tz3), by object id.
     Yubihsm,
+    /// A key pair in a PKCS#11 token (tz1, tz2 or tz3), by `--label`, host-trusted tier.
+    Pkcs11,
     /// An AWS KMS key (tz2 ECC_SECG_P256K1 or tz3 ECC_NIST_P256), host-trusted tier, by ARN.
     Aws,
 }

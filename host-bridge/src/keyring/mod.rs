@@ -45,6 +45,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod pkcs11;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -137,6 +138,11 @@ impl Keyrings {
         if let Some(settings) = &config.aws {
             list.push(Arc::new(
                 aws::AwsKeyring::open(settings.clone(), home).context("[aws] in pawl.toml")?,
+            ));
+        }
+        if let Some(settings) = &config.pkcs11 {
+            list.push(Arc::new(
+                pkcs11::Pkcs11Keyring::open(settings, home).context("[pkcs11] in pawl.toml")?,
             ));
         }
         Ok(Keyrings::new(list))

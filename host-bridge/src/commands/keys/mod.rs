@@ -13,6 +13,7 @@ use pawl_core::keys::{Curve, SecretBytes};
 use pawl_core::protocol::{Request, Response};
 use serde_json::{Value, json};
 
+use super::azure_import::BackendArg;
 use super::{Context, ask, print_json};
 
 pub use policy::PolicyArgs;
@@ -64,6 +65,9 @@ pub enum KeysCommand {
         /// Where the key lives.
         #[command(flatten)]
         azure: super::azure_import::AzureImportArgs,
+        /// PKCS#11 options.
+        #[command(flatten)]
+        pkcs11: crate::keyring::pkcs11::ImportArgs,
         /// tz4 on the board only: also allow proofs of possession while the board is in
         /// operational mode (by default a key proves possession in provisioning mode only).
         #[arg(long = "allow-pop")]
@@ -256,6 +260,32 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             print_new_key(ctx, duty::with_role(&link, answer, role))
         }
         KeysCommand::Import { azure, .. } if azure.check_flags().is_err() => azure.check_flags(),
+        KeysCommand::Import { azure, pkcs11, .. }
+            if pkcs11.label.is_some() && azure.backend != BackendArg::Pkcs11 =>
+        {
+            anyhow::bail!("--label goes with --backend pkcs11")
+        }
+        KeysCommand::Import {
+            azure,
+            allow_pop,
+            role,
+            standby,
+            ..
+        } if matches!(azure.backend, BackendArg::Pkcs11)
+            && (allow_pop || standby || role != duty::RoleArg::Consensus) =>
+        {
+            anyhow::bail!(
+                "--standby, --role and --allow-pop go with keys on the board at import; for a key in a key service, register it and then run `pawl keys standby` or `pawl keys role`"
+            )
+        }
+        KeysCommand::Import {
+            policy,
+            azure,
+            pkcs11,
+            ..
+        } if azure.backend == BackendArg::Pkcs11 => {
+            crate::keyring::pkcs11::import(ctx, pkcs11, policy.to_policy()?, print_new_key)
+        }
         KeysCommand::Import {
             azure,
             role,
