@@ -35,12 +35,12 @@
  * The nonred entry skips the final conditional subtraction, like
  * mul_mont_nonred_n. ret may alias a or b: it is written only at the end.
  *
- * Frame: t[0..11] at sp+0, ret at sp+48, reduce flag at sp+52, b pointer at
- * sp+56, end of b at sp+60, top word of t (0 or 1) at sp+64; n0 at sp+104.
- * A row works on limb pairs (LDRD/STRD), registers: r1 a, r3 p, r2 b[j],
- * r4 m, r5 carry of the a*b[j] chain, r6 carry of the m*p chain, r8 and
- * r7/r9 a pair of t (the odd one is written with the next pair, one word
- * lower), r10/r11 a pair of a, r12/lr a pair of p, r0 scratch.
+ * Frame: t[0..11] at sp+0, ret at sp+48, reduce flag at sp+52, end of b at
+ * sp+60, top word of t (0 or 1) at sp+64; n0 at sp+104 (the caller's).
+ * A row works on limb pairs (LDRD/STRD), registers: r0 b (advancing), r1 a,
+ * r3 p, r2 b[j], r4 m, r5 carry of the a*b[j] chain, r6 carry of the m*p
+ * chain, r8 and r7/r9 a pair of t (the odd one is written with the next
+ * pair, one word lower), r10/r11 a pair of a, r12/lr a pair of p.
  */
         .macro  T2_PAIR k, ev, od, prev
         ldrd    \ev, \od, [sp, #8*\k]
@@ -73,7 +73,7 @@ blst_t2_mul_mont_nonred_384:
 .Lmul_body:
         str     r0, [sp, #48]
         str     r4, [sp, #52]
-        str     r2, [sp, #56]
+        mov     r0, r2
         add     r4, r2, #48
         str     r4, [sp, #60]
         movs    r4, #0
@@ -86,17 +86,15 @@ blst_t2_mul_mont_nonred_384:
         strd    r4, r5, [sp, #40]
         str     r4, [sp, #64]
 .Lrow:
-        ldr     r0, [sp, #56]
         ldr     r2, [r0], #4
-        str     r0, [sp, #56]
         ldrd    r8, r9, [sp, #0]
         ldrd    r10, r11, [r1, #0]
         ldrd    r12, lr, [r3, #0]
         mov     r5, #0
         mov     r6, #0
         umaal   r8, r5, r10, r2
-        ldr     r0, [sp, #104]
-        mul     r4, r8, r0
+        ldr     r4, [sp, #104]
+        mul     r4, r8, r4
         umaal   r8, r6, r12, r4
         umaal   r9, r5, r11, r2
         umaal   r9, r6, lr, r4
@@ -105,16 +103,12 @@ blst_t2_mul_mont_nonred_384:
         T2_PAIR 3, r8, r7, r9
         T2_PAIR 4, r8, r9, r7
         T2_PAIR 5, r8, r7, r9
-        /* t[11] = low(c1 + c2 + top), top = the carry */
-        ldr     r0, [sp, #64]
-        mov     r9, #0
-        adds    r5, r5, r6
-        adc     r9, r9, #0
-        adds    r5, r5, r0
-        adc     r0, r9, #0
-        str     r0, [sp, #64]
+        /* r6:r5 = c1 + c2 + top (top * 1 + r5 + r6): t[11] and the new top */
+        ldr     r10, [sp, #64]
+        mov     r9, #1
+        umaal   r5, r6, r10, r9
+        str     r6, [sp, #64]
         strd    r7, r5, [sp, #40]
-        ldr     r0, [sp, #56]
         ldr     r9, [sp, #60]
         cmp     r0, r9
         bne     .Lrow
