@@ -10,7 +10,9 @@
 //! rebuild the image at any point of a run without running it again.
 //!
 //! A file-backed flash writes each operation's bytes and `fdatasync`s before returning, so the
-//! virtual board loses nothing to an OS crash either.
+//! virtual board loses nothing to an OS crash either — or, after [`SimFlash::write_behind`],
+//! hands them to a writer thread that does the same in order while the board goes on
+//! ([`super::behind`]).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -89,6 +91,7 @@ pub struct SimFlash {
     cut: Option<Cut>,
     off: bool,
     journal: Option<Journal>,
+    writer: Option<super::behind::Writer>,
 }
 
 /// Apply one event to an image (used by [`SimFlash`] and by tests rebuilding images).
@@ -126,6 +129,7 @@ impl SimFlash {
             cut: None,
             off: false,
             journal: None,
+            writer: None,
         }
     }
 
@@ -165,7 +169,20 @@ impl SimFlash {
             cut: None,
             off: false,
             journal: None,
+            writer: None,
         })
+    }
+
+    /// From now on, write the backing file from a thread of its own, in order, one flush per
+    /// write; the handle tells the store how far it has got. An in-memory flash has nothing to
+    /// write: its handle is always settled.
+    pub fn write_behind(&mut self) -> io::Result<super::WriteBehind> {
+        let Some(file) = &self.file else {
+            return Ok(super::WriteBehind::default());
+        };
+        let (writer, handle) = super::behind::Writer::start(file.try_clone()?)?;
+        self.writer = Some(writer);
+        Ok(handle)
     }
 
     /// The flash contents.
@@ -219,6 +236,11 @@ impl SimFlash {
     }
 
     fn persist(&mut self, from: usize, to: usize) -> Result<(), SimFlashError> {
+        if let Some(writer) = &self.writer {
+            return writer
+                .push(from as u64, self.mem[from..to].to_vec())
+                .map_err(|()| SimFlashError::File);
+        }
         if let Some(file) = &self.file {
             file.write_all_at(&self.mem[from..to], from as u64)
                 .and_then(|()| file.sync_data())

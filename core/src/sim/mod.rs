@@ -7,7 +7,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `flash.bin` | the flash region: 64 pages of 4 KiB, every write `fdatasync`ed |
+//! | `flash.bin` | the flash region: 64 pages of 4 KiB, every write `fdatasync`ed in order by a writer thread (`behind`) |
 //! | `board.key` | the board key sealing secret keys in `flash.bin` (the RP2350 keeps it in OTP) |
 //! | `rollback-counter` | number of the newest record written (the RP2350 keeps it in OTP) |
 //! | `board.lock` | held while a process runs the board |
@@ -26,9 +26,11 @@ use crate::keys::{Entropy, KeyError};
 use crate::protocol::{FrameError, Mode};
 use crate::store::{BoardKey, Budgeted, Clock, NorStore, NorStoreConfig, WriteBudget};
 
+mod behind;
 pub mod flash;
 pub mod guard;
 
+pub use behind::WriteBehind;
 pub use flash::SimFlash;
 pub use guard::FileGuard;
 
@@ -36,7 +38,7 @@ pub use guard::FileGuard;
 pub const VIRTUAL_PAGES: usize = 64;
 
 /// The virtual board's store: the flash store under the write budget.
-pub type VirtualStore = Budgeted<NorStore<SimFlash, FileGuard>, HostClock>;
+pub type VirtualStore = Budgeted<NorStore<SimFlash, FileGuard, WriteBehind>, HostClock>;
 
 /// The host's monotonic clock ([`Instant`]), counted from when the board opened.
 #[derive(Clone, Copy, Debug)]
@@ -101,14 +103,15 @@ impl VirtualBoard {
             )
         })?;
         let key = board_key(&dir.join("board.key"))?;
-        let flash = SimFlash::open_file(&dir.join("flash.bin"), VIRTUAL_PAGES)?;
+        let mut flash = SimFlash::open_file(&dir.join("flash.bin"), VIRTUAL_PAGES)?;
+        let durability = flash.write_behind()?;
         let guard = FileGuard::open(&dir.join("rollback-counter"))?;
         let region = 0..u32::try_from(VIRTUAL_PAGES * flash::PAGE).unwrap_or(u32::MAX);
         let config = NorStoreConfig {
             region,
             ceiling_ahead,
         };
-        let store = NorStore::new(flash, config, &key, guard)
+        let store = NorStore::with_durability(flash, config, &key, guard, durability)
             .map_err(|e| io::Error::other(std::format!("flash store: {e}")))?;
         let store = Budgeted::new(store, HostClock::start(), WriteBudget::DEFAULT);
         let board = Board::open(store, OsEntropy, NoButton, mode, VIRTUAL_INFO);

@@ -20,6 +20,7 @@ use crate::protocol::Mode;
 use crate::watermark::MarkId;
 
 pub mod budget;
+pub mod durable;
 mod memory;
 pub mod nor;
 mod resets;
@@ -27,6 +28,7 @@ mod seal;
 pub mod wear;
 
 pub use budget::{Budgeted, Clock, WriteBudget};
+pub use durable::{Durability, Synchronous};
 pub use memory::{MEMORY_MARKS, MemoryStore};
 pub use nor::{BoardKey, FORMAT_VERSION, NorStore, NorStoreConfig};
 

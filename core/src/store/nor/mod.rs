@@ -97,6 +97,7 @@ mod scan;
 pub use record::FORMAT_VERSION;
 use record::*;
 
+use super::durable::{Durability, Synchronous};
 use super::resets;
 use super::seal::{MAC_LEN, SEAL_OVERHEAD, SealKeys};
 use super::wear::Counted;
@@ -150,6 +151,9 @@ struct MarkSlot {
     named: bool,
     /// Highest level made durable through [`Store::persist_mark`] since boot (RAM only).
     signed: Option<u32>,
+    /// The flash write point of the ceiling record ([`Durability`]); a signature relies on
+    /// the ceiling only once the flash has settled this far.
+    point: u64,
 }
 
 /// Most erase pages a store region may have (1 MiB of 4 KiB pages): the size of the page caches.
@@ -178,8 +182,9 @@ fn new_cache() -> StoreCache {
     )
 }
 
-/// The board's store over a [`NorFlash`] region, with a [`RollbackGuard`].
-pub struct NorStore<F: NorFlash, G: RollbackGuard> {
+/// The board's store over a [`NorFlash`] region, with a [`RollbackGuard`] and, on a host
+/// file, a [`Durability`] telling when writes reach it.
+pub struct NorStore<F: NorFlash, G: RollbackGuard, D: Durability = Synchronous> {
     /// Always `Some` between calls (taken only to renew the cache, see [`Self::renew_cache`]).
     map: Option<Map<F>>,
     region: Range<u32>,
@@ -197,6 +202,13 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard> {
     forgotten: [u32; MAX_MARKS],
     /// A durable record the rollback guard failed to advance to: retried before writing.
     guard_behind: Option<u32>,
+    /// When writes reach the medium.
+    durability: D,
+    /// The record being written is an idle-time reservation: it is not waited for.
+    reserving: bool,
+    /// The newest reservation not yet settled when written, and its flash point: the guard
+    /// advances to it once it settles.
+    guard_pending: Option<(u32, u64)>,
     /// The write budget's note ([`Store::budget_note`]): written into every ceiling record,
     /// and after a load the newest ceiling record's (`None`: no ceiling record at all).
     note: Option<u16>,
@@ -214,6 +226,19 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         config: NorStoreConfig,
         board_key: &BoardKey,
         guard: G,
+    ) -> Result<Self, StoreError> {
+        NorStore::with_durability(flash, config, board_key, guard, Synchronous)
+    }
+}
+
+impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
+    /// [`NorStore::new`] on a flash whose writes reach their medium later (`durability`).
+    pub fn with_durability(
+        flash: F,
+        config: NorStoreConfig,
+        board_key: &BoardKey,
+        guard: G,
+        durability: D,
     ) -> Result<Self, StoreError> {
         let pages = config.region.len() / F::ERASE_SIZE.max(1);
         if pages > MAX_PAGES {
@@ -236,6 +261,9 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
             bytes_read: 0,
             forgotten: [0; MAX_MARKS],
             guard_behind: None,
+            durability,
+            reserving: false,
+            guard_pending: None,
             note: None,
             has_format: false,
             buf: [0; BUF],
@@ -350,10 +378,30 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         self.sync_wear();
         result?;
         self.wear.records = self.wear.records.saturating_add(1);
+        let point = self.durability.issued();
+        if self.reserving && !self.durability.is_settled(point) {
+            // An idle-time reservation: the signature that needs it waits for it; the guard
+            // follows once it has settled (a guard behind the flash is accepted).
+            self.guard_pending = Some((seq, point));
+            return Ok(());
+        }
+        self.durability.settle(point)?;
+        self.guard_pending = None;
         // The record is durable: it holds whatever the guard does. A guard behind the flash
         // is accepted (as after a power cut between the two); the next write retries it.
         self.guard_behind = self.guard.advance(seq).is_err().then_some(seq);
         Ok(())
+    }
+
+    /// Advance the guard to a reservation that has settled since it was written (no wait).
+    fn catch_up_guard(&mut self) {
+        if let Some((seq, point)) = self.guard_pending
+            && self.guard_behind.is_none()
+            && self.durability.is_settled(point)
+        {
+            self.guard_pending = None;
+            self.guard_behind = self.guard.advance(seq).is_err().then_some(seq);
+        }
     }
 
     /// Write a MAC'd record: `fields ‖ MAC(key, seq, fields)`.
@@ -426,11 +474,12 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
         fields[8..].copy_from_slice(&self.note.unwrap_or(0).to_le_bytes());
         self.write_authenticated(map_key(TAG_CEILING, self.marks[i].index), &fields)?;
         self.marks[i].ceiling = Some(target);
+        self.marks[i].point = self.durability.issued();
         Ok(())
     }
 }
 
-impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
+impl<F: NorFlash, G: RollbackGuard, D: Durability> Store for NorStore<F, G, D> {
     fn load(
         &mut self,
         visit: &mut dyn FnMut(Record<'_>) -> Result<(), StoreError>,
@@ -462,6 +511,9 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
             && let Some(ceiling) = self.marks[i].ceiling
             && (level, round) <= ceiling
         {
+            // A reservation made in idle time may still be on its way to the medium.
+            self.durability.settle(self.marks[i].point)?;
+            self.catch_up_guard();
             let slot = &mut self.marks[i];
             slot.signed = Some(slot.signed.map_or(level, |s| s.max(level)));
             return Ok(());
@@ -500,6 +552,7 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
                         ceiling: None,
                         named: false,
                         signed: None,
+                        point: 0,
                     })
                     .map_err(|_| StoreError::Full)?;
                 self.marks.len() - 1
@@ -563,7 +616,11 @@ impl<F: NorFlash, G: RollbackGuard> Store for NorStore<F, G> {
             // Saturated at the top of the level range: nothing higher to reserve.
             return Ok(false);
         }
-        self.write_ceiling(i, target)?;
+        self.catch_up_guard();
+        self.reserving = true;
+        let written = self.write_ceiling(i, target);
+        self.reserving = false;
+        written?;
         Ok(true)
     }
 

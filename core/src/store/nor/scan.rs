@@ -5,6 +5,7 @@ use embassy_futures::block_on;
 use embedded_storage_async::nor_flash::NorFlash;
 use zeroize::Zeroize;
 
+use super::super::durable::Durability;
 use super::super::resets::Resets;
 use super::super::{RollbackGuard, StoreError, StoredKey};
 use super::record::*;
@@ -12,7 +13,7 @@ use super::{MarkSlot, NorStore};
 use crate::board::MAX_MARKS;
 use crate::protocol::MAX_KEYS;
 
-impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
+impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
     /// Read every record: marks into RAM, keys opened and returned (newest per slot).
     pub(super) fn scan(&mut self) -> Result<heapless::Vec<(u8, StoredKey), MAX_KEYS>, StoreError> {
         self.marks.clear();
@@ -152,6 +153,7 @@ impl<F: NorFlash, G: RollbackGuard> NorStore<F, G> {
                                     ceiling: None,
                                     named: true,
                                     signed: None,
+                                    point: 0,
                                 })
                                 .map_err(|_| StoreError::Corrupted)?,
                         }
