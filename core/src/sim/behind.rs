@@ -4,9 +4,9 @@
 //! cut leaves on NOR flash — and [`WriteBehind`] tells the store how far the writer has got
 //! ([`crate::store::Durability`]).
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
