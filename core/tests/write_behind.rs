@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::cell::{Cell, RefCell};
+use core::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use pawl_core::board::{Board, NoButton};
