@@ -92,15 +92,16 @@ async fn sign_inner(
     } else {
         what.0 = format!("magic 0x{:02x}", payload[0]);
     }
-    // The board that holds the key (several boards: routed by pkh, and refused when two hold
-    // live copies); the level only picks between the two halves of a hand-off.
-    let board = state.boards.for_signing(&pkh, what.1)?;
-    let link = &board.link;
     match authentication {
         Authentication::Absent => state.auth.check(&pkh, &payload, None)?,
         Authentication::B58(text) => state.auth.check(&pkh, &payload, Some(text))?,
         Authentication::Raw(bytes) => state.auth.check_raw(&pkh, &payload, Some(bytes))?,
     }
+    // The board that holds the key (several boards: routed by pkh, and refused when two hold
+    // live copies); the level only picks between the two halves of a hand-off. After the
+    // caller is known: routing answers say which keys exist.
+    let board = state.boards.for_signing(&pkh, what.1)?;
+    let link = &board.link;
     // Host-held keys: one sign at a time from Sign to HostSignature, because the board keeps
     // one pending approval. A key the board lists as host-held but no keyring knows is
     // serialised too (its approval then fails naming the configured backends).
