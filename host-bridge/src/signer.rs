@@ -184,26 +184,37 @@ pub async fn known_keys(state: &AppState) -> Result<Vec<PublicKeyHash>, ApiError
             "List known keys request not allowed.",
         ));
     }
+    // Every board's keys; a board that cannot be asked now contributes the list it gave last
+    // (its keys answer 503 until it is back), so one board down does not hide the others'.
     let mut known = Vec::new();
+    let mut answered = false;
+    let mut first_error = None;
     for board in state.boards.all() {
-        let reply = board
-            .link
-            .ask(&BoardRequest::ListKeys)
-            .await
-            .map_err(|e| board.unavailable(e))?;
-        match reply.response {
-            BoardResponse::Keys(keys) => {
-                for key in keys.iter() {
-                    if !known.contains(&key.pkh) {
-                        known.push(key.pkh);
-                    }
+        let keys: Vec<PublicKeyHash> = match board.link.ask(&BoardRequest::ListKeys).await {
+            Ok(reply) => match reply.response {
+                BoardResponse::Keys(keys) => {
+                    answered = true;
+                    keys.iter().map(|k| k.pkh).collect()
                 }
+                BoardResponse::Refused(r) => return Err(named(board, ApiError::refused(&r))),
+                other => return Err(unexpected(&other)),
+            },
+            Err(e) => {
+                tracing::warn!(board = %board.name, "known keys: {e}; using its last key list");
+                first_error.get_or_insert_with(|| board.unavailable(e));
+                board.link.view().keys.iter().map(|k| k.pkh).collect()
             }
-            BoardResponse::Refused(r) => return Err(named(board, ApiError::refused(&r))),
-            other => return Err(unexpected(&other)),
+        };
+        for pkh in keys {
+            if !known.contains(&pkh) {
+                known.push(pkh);
+            }
         }
     }
-    Ok(known)
+    match first_error {
+        Some(e) if !answered => Err(e),
+        _ => Ok(known),
+    }
 }
 
 /// A BLS proof of possession (Octez `--allow-to-prove-possession`).

@@ -95,7 +95,7 @@ fn keys_route_to_their_board_and_two_live_copies_are_refused_until_resolved() {
         until_level: Some(100),
         ..Duty::default()
     };
-    set_duty(&a, &twice, retired.clone());
+    set_duty(&a, &twice, retired);
     assert!(route(&boards, &twice, Some(10)).is_err());
     // The hand-off: b from 101. Each level goes to the board whose window holds it.
     set_duty(

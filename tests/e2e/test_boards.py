@@ -40,6 +40,9 @@ class Boards:
         self.qemu = QemuBoard(bins, elf, root / "qemu-board", self.logs, root / "qemu",
                               "boards-qemu")
         (self.home / "pawl.toml").write_text(f"""
+[server]
+allow_list_known_keys = true
+
 [[device]]
 name = "virt"
 path = "virtual"
@@ -165,6 +168,10 @@ def test_a_dead_board_fails_only_its_own_keys(boards):
     assert "sim2" in _msg(body), body
     for name in ("tz1", "tz2", "tz4"):
         sign_verified(boards.bridge, keys[name], [_attest(keys[name], 200)])
+    # /known_keys still lists every key: the dead board's from its last list.
+    status, body = boards.bridge.request("GET", "/known_keys", timeout=15)
+    assert status == 200, (status, body)
+    assert sorted(json.loads(body)["known_keys"]) == sorted(k.pkh for k in keys.values())
     # /readyz on the metrics listener names the dead board.
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(boards.bridge.metrics_url.replace("/metrics", "/readyz"),
