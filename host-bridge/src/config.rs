@@ -68,6 +68,8 @@ pub struct RawConfig {
     pub yubihsm: Option<RawYubiHsm>,
     /// A PKCS#11 token (host-held keys); absent means no PKCS#11 keys.
     pub pkcs11: Option<crate::keyring::pkcs11::RawPkcs11>,
+    /// Google Cloud KMS (host-held keys); absent means no Cloud KMS keys.
+    pub gcp: Option<crate::keyring::gcp::RawGcp>,
     /// AWS KMS (host-held keys); absent means no AWS keys.
     pub aws: Option<crate::keyring::aws::RawAws>,
 }
@@ -215,6 +217,8 @@ pub struct Config {
     pub yubihsm: Option<crate::yubihsm::YubiHsmSettings>,
     /// PKCS#11 token settings, if configured.
     pub pkcs11: Option<crate::keyring::pkcs11::Pkcs11Settings>,
+    /// Google Cloud KMS settings, if configured.
+    pub gcp: Option<crate::keyring::gcp::GcpSettings>,
     /// AWS KMS settings, if configured.
     pub aws: Option<crate::keyring::aws::AwsSettings>,
 }
@@ -333,8 +337,13 @@ impl Config {
             .pkcs11
             .map(|p| p.validate(request_timeout).map_err(backend))
             .transpose()?;
+        let gcp = raw
+            .gcp
+            .map(|g| g.validate(request_timeout).map_err(backend))
+            .transpose()?;
         Ok(Config {
             pkcs11,
+            gcp,
             azure,
             yubihsm,
             aws,

@@ -51,7 +51,8 @@ pub struct Args {
     pub high_s: String,
 }
 
-enum KeyPair {
+/// A simulated service key (shared with `pawl-sim gcp`).
+pub(crate) enum KeyPair {
     Secp(k256::ecdsa::SigningKey),
     P256(p256::ecdsa::SigningKey),
 }
@@ -96,13 +97,13 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Sim> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn random32() -> Result<[u8; 32], String> {
+pub(crate) fn random32() -> Result<[u8; 32], String> {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| format!("entropy: {e}"))?;
     Ok(b)
 }
 
-fn new_key(crv: &str) -> Result<KeyPair, String> {
+pub(crate) fn new_key(crv: &str) -> Result<KeyPair, String> {
     for _ in 0..8 {
         let b = random32()?;
         let k = match crv {
@@ -163,7 +164,7 @@ const SECP_N: [u8; 32] = [
 ];
 
 /// `s → n − s`: the high-S twin of a low-S secp256k1 signature (what Key Vault may return).
-fn flip_s(sig: &mut [u8; 64]) {
+pub(crate) fn flip_s(sig: &mut [u8; 64]) {
     let mut borrow = 0i16;
     for i in (0..32).rev() {
         let d = i16::from(SECP_N[i]) - i16::from(sig[32 + i]) - borrow;

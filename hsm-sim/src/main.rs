@@ -9,11 +9,15 @@
 //! * `pawl-sim azure` — an Azure Key Vault REST simulator over HTTPS (generated certificate),
 //!   with a managed-identity token endpoint and fault switches.
 //!
+//! * `pawl-sim gcp` — the Google Cloud KMS REST calls the bridge makes (`getPublicKey`,
+//!   `asymmetricSign`) and a service-account token endpoint, over HTTPS, with fault switches.
+//!
 //! * `pawl-sim yubihsm` — the yubihsm crate's MockHsm behind the yubihsm-connector HTTP
 //!   protocol, with admin endpoints to make keys and count messages.
 
 mod azure;
 mod board;
+mod gcp;
 mod pty;
 mod qemu;
 mod signals;
@@ -39,6 +43,9 @@ enum Command {
     Qemu(qemu::Args),
     /// Azure Key Vault REST simulator over HTTPS; prints `url:`, `cert:` and `identity:`.
     Azure(azure::Args),
+    /// Google Cloud KMS REST simulator over HTTPS; prints `url:`, `cert:`, `service_account:`
+    /// and `key_prefix:`.
+    Gcp(gcp::Args),
     /// YubiHSM2 simulator (MockHsm) behind the yubihsm-connector HTTP API; prints `url:`.
     Yubihsm(yubihsm::Args),
 }
@@ -49,6 +56,7 @@ fn main() -> ExitCode {
         Command::Board(args) => board::run(args),
         Command::Qemu(args) => qemu::run(args),
         Command::Azure(args) => azure::run(args).map_err(Into::into),
+        Command::Gcp(args) => gcp::run(args).map_err(Into::into),
         Command::Yubihsm(args) => yubihsm::run(args).map_err(Into::into),
     };
     match result {

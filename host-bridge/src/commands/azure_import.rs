@@ -22,6 +22,8 @@ pub enum BackendArg {
     Yubihsm,
     /// A key pair in a PKCS#11 token (tz1, tz2 or tz3), by `--label`, host-trusted tier.
     Pkcs11,
+    /// A Google Cloud KMS key version (tz2 or tz3), by `--gcp-key`, host-trusted tier.
+    Gcp,
     /// An AWS KMS key (tz2 ECC_SECG_P256K1 or tz3 ECC_NIST_P256), host-trusted tier, by ARN.
     Aws,
 }

@@ -45,6 +45,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod gcp;
 pub mod pkcs11;
 
 use std::collections::HashMap;
@@ -143,6 +144,11 @@ impl Keyrings {
         if let Some(settings) = &config.pkcs11 {
             list.push(Arc::new(
                 pkcs11::Pkcs11Keyring::open(settings, home).context("[pkcs11] in pawl.toml")?,
+            ));
+        }
+        if let Some(settings) = &config.gcp {
+            list.push(Arc::new(
+                gcp::GcpKeyring::open(settings, home).context("[gcp] in pawl.toml")?,
             ));
         }
         Ok(Keyrings::new(list))

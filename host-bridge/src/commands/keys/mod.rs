@@ -68,6 +68,9 @@ pub enum KeysCommand {
         /// PKCS#11 options.
         #[command(flatten)]
         pkcs11: crate::keyring::pkcs11::ImportArgs,
+        /// Google Cloud KMS options.
+        #[command(flatten)]
+        gcp: crate::keyring::gcp::ImportArgs,
         /// tz4 on the board only: also allow proofs of possession while the board is in
         /// operational mode (by default a key proves possession in provisioning mode only).
         #[arg(long = "allow-pop")]
@@ -265,13 +268,18 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
         {
             anyhow::bail!("--label goes with --backend pkcs11")
         }
+        KeysCommand::Import { azure, gcp, .. }
+            if gcp.gcp_key.is_some() && azure.backend != BackendArg::Gcp =>
+        {
+            anyhow::bail!("--gcp-key goes with --backend gcp")
+        }
         KeysCommand::Import {
             azure,
             allow_pop,
             role,
             standby,
             ..
-        } if matches!(azure.backend, BackendArg::Pkcs11)
+        } if matches!(azure.backend, BackendArg::Pkcs11 | BackendArg::Gcp)
             && (allow_pop || standby || role != duty::RoleArg::Consensus) =>
         {
             anyhow::bail!(
@@ -285,6 +293,11 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             ..
         } if azure.backend == BackendArg::Pkcs11 => {
             crate::keyring::pkcs11::import(ctx, pkcs11, policy.to_policy()?, print_new_key)
+        }
+        KeysCommand::Import {
+            policy, azure, gcp, ..
+        } if azure.backend == BackendArg::Gcp => {
+            crate::keyring::gcp::import(ctx, gcp, policy.to_policy()?, print_new_key)
         }
         KeysCommand::Import {
             azure,

@@ -17,7 +17,8 @@
 //! * Which KMS key signs for which pkh is recorded by `pawl keys import --backend aws` in
 //!   `<home>/aws_keys.json` (the key's ARN as `GetPublicKey` names it).
 
-mod der;
+/// Shared with the Cloud KMS keyring (the same DER answers).
+pub(super) mod der;
 mod import;
 mod retry;
 

@@ -16,6 +16,7 @@ use crate::keyring::KeyFile;
 
 /// The PKCS#11 options of `pawl keys import`.
 #[derive(Debug, Args)]
+#[group(id = "pkcs11_import")]
 pub struct ImportArgs {
     /// PKCS#11: the key pair's label (`CKA_LABEL`) in the token of `[pkcs11]`.
     #[arg(long = "label", value_name = "LABEL")]
