@@ -183,6 +183,31 @@ def test_throttling_and_5xx_are_retried_within_the_deadline(aws):
     # The approved digest stays approved: the identical request is signed once throttling ends.
     aws.proxy.reset_faults()
     signed(aws.bridge, pkh, pk, payload)
+    # KMS failing (HTTP 500) until the deadline: 504.
+    aws.proxy.server_errors = 10_000
+    payload = tezos.attestation("p2", CHAIN, 303, 0)
+    status, body = aws.bridge.sign(pkh, payload)
+    assert status == 504, body
+    assert "no signature within 3000 ms" in body[0]["msg"], body
+    aws.proxy.reset_faults()
+    signed(aws.bridge, pkh, pk, payload)
+
+
+def test_a_refusal_is_not_retried_and_is_502(aws):
+    """A disabled key: KMS answers DisabledException (HTTP 400), which no retry can fix."""
+    pkh, pk = aws.keys["tz3"]
+    aws.proxy.reset_faults()
+    kms.kms(aws.localstack.url, "DisableKey", {"KeyId": aws.arns["tz3"]})
+    payload = tezos.attestation("p2", CHAIN, 400, 0)
+    before = aws.proxy.count("Sign")
+    try:
+        status, body = aws.bridge.sign(pkh, payload)
+    finally:
+        kms.kms(aws.localstack.url, "EnableKey", {"KeyId": aws.arns["tz3"]})
+    assert status == 502, body
+    assert "AWS KMS refused" in body[0]["msg"] and "Disabled" in body[0]["msg"], body
+    assert aws.proxy.count("Sign") - before == 1
+    signed(aws.bridge, pkh, pk, payload)
 
 
 def test_import_refuses_unusable_keys_with_the_reason(aws):

@@ -25,7 +25,7 @@ mod retry;
 pub use import::import;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpec};
@@ -225,8 +225,10 @@ impl AwsKeyring {
             )));
         }
         let client = self.client().await;
-        let deadline = Instant::now() + self.settings.sign_deadline;
-        let out = retrying(deadline, || client.get_public_key().key_id(key_id).send()).await?;
+        let out = retrying(self.settings.sign_deadline, || {
+            client.get_public_key().key_id(key_id).send()
+        })
+        .await?;
         let curve = match out.key_spec() {
             Some(KeySpec::EccSecgP256K1) => Curve::Secp256k1,
             Some(KeySpec::EccNistP256) => Curve::P256,
@@ -297,8 +299,7 @@ impl AwsKeyring {
             )));
         }
         let client = self.client().await;
-        let deadline = Instant::now() + self.settings.sign_deadline;
-        let out = retrying(deadline, || {
+        let out = retrying(self.settings.sign_deadline, || {
             client
                 .sign()
                 .key_id(&key.key_id)

@@ -71,15 +71,15 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     }
 }
 
-/// Run `call` until it succeeds, fails for good, or `deadline`.
-pub(super) async fn retrying<T, E, F, Fut>(deadline: Instant, mut call: F) -> Result<T, AwsError>
+/// Run `call` until it succeeds, fails for good, or `budget` has passed.
+pub(super) async fn retrying<T, E, F, Fut>(budget: Duration, mut call: F) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let started = Instant::now();
-    let deadline_ms = deadline.saturating_duration_since(started).as_millis();
+    let deadline = Instant::now() + budget;
+    let deadline_ms = budget.as_millis();
     let mut attempts = 0u32;
     let mut backoff = Duration::from_millis(50);
     let mut last = String::from("none");
