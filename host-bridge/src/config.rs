@@ -239,7 +239,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: syntax_message(text, &e),
         })?;
         Config::validate(raw, path)
     }
@@ -608,6 +608,43 @@ fn connector_address(text: &str) -> Result<(String, u16), String> {
         None => 12345,
     };
     Ok((host, port))
+}
+
+/// The parser's message with its line and column, but without the excerpt of the file that
+/// `toml`'s own `Display` adds: that line may hold a secret (an AWS key or a PIN pasted into
+/// `pawl.toml` is refused as an unknown field), and this message is printed and logged.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return message.to_string();
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+#[cfg(test)]
+mod syntax_tests {
+    use super::*;
+
+    #[test]
+    fn a_syntax_error_names_line_and_field_but_not_the_line_itself() {
+        let text = "[aws]\nregion = \"eu-west-1\"\nsecret_access_key = \"wJalrXUtnFEMI-SECRET\"\n";
+        let e = Config::parse(text, Path::new("pawl.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("line 3, column 1"), "{e}");
+        assert!(e.contains("unknown field `secret_access_key`"), "{e}");
+        assert!(!e.contains("SECRET"), "{e}");
+        let e = Config::parse("[server]\nlisten = 7\n", Path::new("pawl.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("line 2, column 10"), "{e}");
+    }
 }
 
 #[cfg(test)]
