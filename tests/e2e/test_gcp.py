@@ -77,6 +77,11 @@ def gcp(bins, tmp_root):
     bridge = procs.Bridge(bins, home, board.device, logs, name="gcp-serve")
     time.sleep(1.1)  # serve re-reads the key file at most once a second
     import_key("baker3")
+    # An on-board key, for the board-only latency of the same run.
+    out = procs.pawl_cli(bins, ["keys", "import", "--home", str(home), "--device",
+                                str(board.device), "--allow", "block,preattestation,attestation"],
+                         stdin_text="edsk3QoqBuvdamxouPhin7swCvkQNgq4jP5KZPbwWNnwdZpSpJiEbq")
+    keys["onboard"] = out.split()[0]
     for name, pkh in keys.items():
         status, body = bridge.public_key(pkh)
         assert status == 200, body
@@ -194,7 +199,7 @@ def test_latency_per_signature(gcp):
     kms, bridge, keys, _ = gcp
     kms.admin("admin/faults", {})
     out = {}
-    for name, curve in (("baker2", "sp"), ("baker3", "p2")):
+    for name, curve in (("onboard", "ed"), ("baker2", "sp"), ("baker3", "p2")):
         pkh, pk = keys[name]
         times = []
         for level in range(1000, 1200):
