@@ -63,7 +63,7 @@ impl HostKeyring for TestKeyring {
             let mut sig = secp256k1::SECP256K1
                 .sign_ecdsa(secp256k1::Message::from_digest(*digest), &self.key)
                 .serialize_compact();
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 // s → n − s: the high-S twin, as cloud services return half the time.
                 let mut borrow = 0i16;
                 for i in (0..32).rev() {
