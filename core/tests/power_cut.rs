@@ -1,6 +1,8 @@
 //! Power cuts during signing: at every flash step of a long run, and at random points of many
 //! runs with reboots in between. After each cut the board boots on the surviving image and
-//! must keep every acknowledged mark (see `support::power::check_reboot`).
+//! must keep every acknowledged mark (see `support::power::check_reboot`). The long run gives
+//! the board idle time after some requests, so its cut points include page reclaims started
+//! in idle time (`core/src/store/nor/ahead.rs`) as well as those inside a request.
 #![allow(clippy::cast_possible_truncation, clippy::std_instead_of_core)]
 
 mod support;
@@ -18,9 +20,12 @@ use support::power::{
 const PAGES: usize = 2;
 const AHEAD: u32 = 2;
 
-/// One recorded run: the journal of flash steps and guard advances, and each release with the
-/// journal length at the moment it left the board.
-fn recorded_run(seed: u64, signatures: usize) -> (Vec<Event>, Vec<(usize, Release)>) {
+/// One recorded run: the journal of flash steps and guard advances, each release with the
+/// journal length at the moment it left the board, and the journal spans of idle-time work.
+fn recorded_run(
+    seed: u64,
+    signatures: usize,
+) -> (Vec<Event>, Vec<(usize, Release)>, Vec<(usize, usize)>) {
     let j = journal();
     let mut flash = SimFlash::new(PAGES);
     flash.journal(j.clone());
@@ -33,22 +38,38 @@ fn recorded_run(seed: u64, signatures: usize) -> (Vec<Event>, Vec<(usize, Releas
     let mut run = Run::new(keys);
     let mut rng = Rng(seed);
     let mut acks = Vec::new();
+    let mut idle = Vec::new();
+    let at = || j.lock().expect("journal").len();
     while run.released.len() < signatures {
         if let Step::Released(r) = run.step(&mut board, &mut rng) {
-            acks.push((j.lock().expect("journal").len(), r));
+            acks.push((at(), r));
+        }
+        // Idle time after half the requests, as board glue gives it when no request waits.
+        if rng.below(2) == 0 {
+            let start = at();
+            while board.idle().expect("idle") {}
+            idle.push((start, at()));
         }
     }
     let events = j.lock().expect("journal").clone();
-    (events, acks)
+    (events, acks, idle)
 }
 
 #[test]
 fn every_cut_point_of_a_long_run() {
-    let (events, acks) = recorded_run(0x5eed, 800);
+    let (events, acks, idle) = recorded_run(0x5eed, 800);
     let erases = events
         .iter()
         .filter(|e| matches!(e, Event::Erase { .. }))
         .count();
+    let in_idle = |k: usize| idle.iter().any(|&(a, b)| (a..b).contains(&k));
+    let idle_erases = (0..events.len())
+        .filter(|&k| in_idle(k) && matches!(events[k], Event::Erase { .. }))
+        .count();
+    assert!(
+        idle_erases >= 2,
+        "page reclaims must also start in idle time ({idle_erases} of {erases} erases)"
+    );
     let records = events
         .iter()
         .filter(|e| matches!(e, Event::Guard(_)))
@@ -62,6 +83,7 @@ fn every_cut_point_of_a_long_run() {
         "the run must move ceilings often ({records} records)"
     );
     let mut cuts = 0usize;
+    let mut idle_cuts = 0usize;
     for k in 0..=events.len() {
         for torn in [false, true] {
             let flash_step = matches!(
@@ -90,10 +112,11 @@ fn every_cut_point_of_a_long_run() {
                 &format!("cut at step {k}{torn_note}"),
             );
             cuts += 1;
+            idle_cuts += usize::from(in_idle(k));
         }
     }
     eprintln!(
-        "power cuts: {cuts} cut points over {} events ({records} records, {erases} page erases, {} signatures)",
+        "power cuts: {cuts} cut points over {} events ({records} records, {erases} page erases, {idle_erases} of them in idle time, {idle_cuts} cuts in idle-time work, {} signatures)",
         events.len(),
         acks.len()
     );

@@ -20,6 +20,9 @@ pub(crate) struct Counted<F> {
     pub(crate) bytes_read: u64,
     pub(crate) bytes_written: u64,
     pub(crate) pages_erased: u32,
+    /// Where the newest item write ended (the free space of the page being filled starts
+    /// there); `None` until an item is written, and after its page is erased.
+    pub(crate) item_end: Option<u32>,
 }
 
 impl<F> Counted<F> {
@@ -29,6 +32,7 @@ impl<F> Counted<F> {
             bytes_read: 0,
             bytes_written: 0,
             pages_erased: 0,
+            item_end: None,
         }
     }
 
@@ -59,6 +63,12 @@ impl<F: NorFlash> NorFlash for Counted<F> {
     const ERASE_SIZE: usize = F::ERASE_SIZE;
 
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        if self
+            .item_end
+            .is_some_and(|end| (from..to).contains(&end.saturating_sub(1)))
+        {
+            self.item_end = None;
+        }
         let result = self.inner.erase(from, to).await;
         let pages = to.saturating_sub(from) / u32::try_from(F::ERASE_SIZE).unwrap_or(u32::MAX);
         self.pages_erased = self.pages_erased.saturating_add(pages);
@@ -66,12 +76,30 @@ impl<F: NorFlash> NorFlash for Counted<F> {
     }
 
     async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        // `sequential-storage` keeps a page's state in its first and last word and items in
+        // between, appended in order: a write between the two is an item's.
+        let (page, word) = (page_size::<F>(), word_size::<F>());
+        let at = offset % page;
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        if at >= word && at.saturating_add(len) <= page - word {
+            self.item_end = Some(offset.saturating_add(len));
+        }
         let result = self.inner.write(offset, bytes).await;
         self.bytes_written = self
             .bytes_written
             .saturating_add(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
         result
     }
+}
+
+/// The erase page size of `F`.
+pub(crate) fn page_size<F: NorFlash>() -> u32 {
+    u32::try_from(F::ERASE_SIZE).unwrap_or(u32::MAX).max(1)
+}
+
+/// The word `sequential-storage` aligns to: the larger of `F`'s read and write sizes.
+pub(crate) fn word_size<F: NorFlash>() -> u32 {
+    u32::try_from(F::WRITE_SIZE.max(F::READ_SIZE)).unwrap_or(u32::MAX)
 }
 
 /// Inputs of the wear model.

@@ -22,6 +22,7 @@
 //! | `0x02_ii` mark name `ii` | chain id (4) ‖ key hash (21) ‖ kind (1) ‖ MAC | first mark for a (chain, key, kind) |
 //! | `0x03_ii` ceiling of mark `ii` | level (u32) ‖ round (u32) ‖ budget note (u16) ‖ MAC | a signature above the stored ceiling |
 //! | `0x04_ii`, `0x05_ii`, `0x06_00` forget, lower mark `ii`; forget table | see `store::resets` | an operator's undo, confirmed on the board; reusing a name-only index |
+//! | `0x07_00` pad (format 2) | zeros, no `seq`; skipped at load | idle time, to close a page with under 128 bytes left (`ahead`) |
 //!
 //! MACs are keyed by the board key (see `seal`), over the map key, `seq` and the fields, so
 //! neither a flash editor nor a corrupted copy can lower a ceiling or rename a mark.
@@ -29,7 +30,9 @@
 //! # Format version
 //!
 //! [`FORMAT_VERSION`] names the layout in the table above. A store without a format record
-//! was written before the record existed, in layout 1, and loads as such. A firmware that
+//! was written before the record existed, in layout 1, and loads as such. Layout 2 adds the
+//! pad item; a layout-1 store is raised to 2 (a new format record) before its first pad, so a
+//! firmware that knows only layout 1 refuses it by number instead of tripping on the pad. A firmware that
 //! changes a layout bumps the number and keeps reading every older one; a firmware that meets
 //! a newer number refuses the store ([`StoreError::NewerFormat`]) instead of misreading it —
 //! downgrading firmware over a store is not supported. Fields inside a sealed key record are
@@ -48,7 +51,10 @@
 //! Board glue calls [`Store::reserve_ahead`] when no request is waiting: a mark signed to
 //! within N/8 levels of its ceiling (2 for N = 16) gets its next ceiling then, so at the
 //! chain's pace no signature waits on flash. Marks not signed since boot are left alone (their
-//! ceilings stay where the last run left them).
+//! ceilings stay where the last run left them). The same idle time closes a nearly full page,
+//! so the page reclaim (copy and erase) runs then and not inside a request's write (`ahead`).
+//! On a host file ([`Durability`]) a reservation is not waited for when written; the first
+//! signature that relies on it waits until the file holds it.
 //!
 //! # Power failure, step by step
 //!
@@ -91,6 +97,7 @@ use sequential_storage::cache::{Cache, Uncached};
 use sequential_storage::map::{MapConfig, MapStorage};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+mod ahead;
 mod record;
 mod scan;
 
@@ -212,8 +219,9 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard, D: Durability = Synchronous> 
     /// The write budget's note ([`Store::budget_note`]): written into every ceiling record,
     /// and after a load the newest ceiling record's (`None`: no ceiling record at all).
     note: Option<u16>,
-    /// Whether the store holds a format record (written before the first key otherwise).
-    has_format: bool,
+    /// The format record's version, if the store holds one (written before the first key
+    /// otherwise, and raised to [`FORMAT_VERSION`] before the first pad).
+    format: Option<u16>,
     buf: [u8; BUF],
 }
 
@@ -265,7 +273,7 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
             reserving: false,
             guard_pending: None,
             note: None,
-            has_format: false,
+            format: None,
             buf: [0; BUF],
         })
     }
@@ -390,6 +398,16 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
         // The record is durable: it holds whatever the guard does. A guard behind the flash
         // is accepted (as after a power cut between the two); the next write retries it.
         self.guard_behind = self.guard.advance(seq).is_err().then_some(seq);
+        Ok(())
+    }
+
+    /// Write the format record: the layout this firmware writes.
+    fn write_format(&mut self) -> Result<(), StoreError> {
+        self.write_authenticated(
+            map_key(TAG_META, META_FORMAT),
+            &FORMAT_VERSION.to_le_bytes(),
+        )?;
+        self.format = Some(FORMAT_VERSION);
         Ok(())
     }
 
@@ -591,37 +609,7 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> Store for NorStore<F, G, D> {
     }
 
     fn reserve_ahead(&mut self) -> Result<bool, StoreError> {
-        if self.ceiling_ahead == 0 {
-            return Ok(false);
-        }
-        // The mark with the least headroom left between what was signed since boot and its
-        // ceiling, if that is under an eighth of N (2 levels for N = 16): raising it now costs
-        // about one extra write per N levels and spares the next signature the flash wait.
-        let due = (self.ceiling_ahead / 8).max(1);
-        let closest = self
-            .marks
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                let signed = m.signed?;
-                Some((i, signed, m.ceiling?.0.saturating_sub(signed)))
-            })
-            .filter(|&(_, _, headroom)| headroom < due)
-            .min_by_key(|&(_, _, headroom)| headroom);
-        let Some((i, signed, _)) = closest else {
-            return Ok(false);
-        };
-        let target = (signed.saturating_add(self.ceiling_ahead), u32::MAX);
-        if self.marks[i].ceiling.is_some_and(|c| target <= c) {
-            // Saturated at the top of the level range: nothing higher to reserve.
-            return Ok(false);
-        }
-        self.catch_up_guard();
-        self.reserving = true;
-        let written = self.write_ceiling(i, target);
-        self.reserving = false;
-        written?;
-        Ok(true)
+        self.idle_work()
     }
 
     fn forget_marks(&mut self, ids: &[MarkId]) -> Result<(), StoreError> {
@@ -661,13 +649,9 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> Store for NorStore<F, G, D> {
         if usize::from(slot) >= MAX_KEYS {
             return Err(StoreError::Full);
         }
-        if !self.has_format {
+        if self.format.is_none() {
             // Once per store, before its first key: the layout it is written in.
-            self.write_authenticated(
-                map_key(TAG_META, META_FORMAT),
-                &FORMAT_VERSION.to_le_bytes(),
-            )?;
-            self.has_format = true;
+            self.write_format()?;
         }
         let map_key = map_key(TAG_KEY, slot);
         let seq = self.next_seq()?;
@@ -706,7 +690,7 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> Store for NorStore<F, G, D> {
             result.map_err(flash_error)?;
             self.marks.clear();
             self.forgotten = [0; MAX_MARKS];
-            self.has_format = false;
+            self.format = None;
             self.seq = self.seq.max(floor);
         } else {
             self.scan()?;

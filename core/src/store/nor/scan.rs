@@ -25,7 +25,7 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
         let mut ceilings: heapless::Vec<(u8, u32, u32), MAX_MARKS> = heapless::Vec::new();
         // (seq, note) of the newest ceiling record.
         let mut newest_note: Option<(u32, u16)> = None;
-        let mut has_format = false;
+        let mut format = None;
         // `fetch_all_items` (8.0.2) does not run the crate's automatic repair when it meets an
         // interrupted erase (its page-state lookup returns early with `?`), but `fetch_item`
         // does: on `Corrupted`, look one record up to finish the repair, then scan.
@@ -94,9 +94,13 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
             loop {
                 let item = block_on(items.next::<&[u8]>(&mut buf)).map_err(flash_error)?;
                 let Some((key, value)) = item else { break };
+                let [tag, index] = key.to_be_bytes();
+                if tag == TAG_PAD {
+                    // Filler (format 2): no record number, nothing to check or keep.
+                    continue;
+                }
                 let seq = seq_of(value)?;
                 max_seq = max_seq.max(seq);
-                let [tag, index] = key.to_be_bytes();
                 // Copy out: `value` borrows `buf`, which the next item reuses.
                 let mut copy = [0u8; BUF];
                 let copy = &mut copy[..value.len()];
@@ -114,7 +118,7 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
                         if version > FORMAT_VERSION {
                             return Err(StoreError::NewerFormat { version });
                         }
-                        has_format = true;
+                        format = Some(version);
                     }
                     TAG_KEY => {
                         let stored = open_key(&self.seal, key, copy);
@@ -200,7 +204,7 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
         self.forgotten = resets.forgotten();
         self.seq = max_seq;
         self.note = newest_note.map(|(_, note)| note);
-        self.has_format = has_format;
+        self.format = format;
         Ok(keys)
     }
 }
