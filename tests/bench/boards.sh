@@ -9,7 +9,9 @@
 # Prints one line per board count: signatures/s, p50/p99 latency (wrk's, end to end), the
 # ratio to one board, and the CPU the whole machine spent during the run (100 % = every core
 # busy) with the shares of the bridge, the boards, wrk and the rest (whatever else runs on the
-# machine: figures taken on a busy machine say so there). docs/benchmarks.md has the figures.
+# machine, and kernel work no process is charged for: figures taken on a busy machine say so
+# there), and the CPU time one signature costs the bridge, the boards and wrk. docs/benchmarks.md
+# has the figures.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -96,7 +98,7 @@ run() {
   for pid in "${sims[@]}"; do after_boards=$((after_boards + $(ticks "$pid"))); done
   local busy total
   read -r busy total <<<"$(awk -v a="$m0" -v b="$m1" 'BEGIN{split(a,x," "); split(b,y," "); print y[1]-x[1], y[2]-x[2]}')"
-  echo "$boards $result cpu=$((100 * busy / total)) bridge_ticks=$((after_bridge - before_bridge)) boards_ticks=$((after_boards - before_boards)) wrk_ticks=$(awk -v s="$wrk_secs" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%d", s * hz}') total_ticks=$total"
+  echo "$boards $result cpu=$((100 * busy / total)) bridge_ticks=$((after_bridge - before_bridge)) boards_ticks=$((after_boards - before_boards)) wrk_ticks=$(awk -v s="$wrk_secs" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%d", s * hz}') total_ticks=$total hz=$(getconf CLK_TCK)"
   stop_all
 }
 
@@ -106,7 +108,7 @@ for n in 1 2 4; do
   results+=("$(run "$n")")
 done
 base=$(echo "${results[0]}" | sed -E 's/.*sigps=([0-9]+).*/\1/')
-printf '%-7s %9s %6s %8s %8s %6s %12s %11s %11s %8s %6s\n' boards "sig/s" ratio p50_ms p99_ms failed "machine-cpu" "bridge-cpu" "boards-cpu" "wrk-cpu" rest
+printf '%-7s %9s %6s %8s %8s %6s %12s %11s %11s %8s %6s %18s\n' boards "sig/s" ratio p50_ms p99_ms failed "machine-cpu" "bridge-cpu" "boards-cpu" "wrk-cpu" rest "us-cpu/sig(b,B,w)"
 for r in "${results[@]}"; do
   awk -v base="$base" '{
     for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
@@ -114,8 +116,11 @@ for r in "${results[@]}"; do
     t = v["total_ticks"]
     bridge = 100 * v["bridge_ticks"] / t; boards = 100 * v["boards_ticks"] / t
     wrk = 100 * v["wrk_ticks"] / t
-    printf "%-7s %9d %6.2f %8.2f %8.2f %6d %11d%% %10d%% %10d%% %7d%% %5d%%\n", $1, v["sigps"],
-      v["sigps"] / base, v["p50_us"] / 1000, v["p99_us"] / 1000, v["failed"], v["cpu"],
-      bridge, boards, wrk, v["cpu"] - bridge - boards - wrk
+    # CPU time per signature of the bridge, the boards and wrk, in microseconds.
+    per = 1e6 / v["hz"] / v["requests"]
+    printf "%-7s %9d %6.2f %8.2f %8.2f %6d %11d%% %10d%% %10d%% %7d%% %5d%% %7.0f,%4.0f,%4.0f\n", $1,
+      v["sigps"], v["sigps"] / base, v["p50_us"] / 1000, v["p99_us"] / 1000, v["failed"],
+      v["cpu"], bridge, boards, wrk, v["cpu"] - bridge - boards - wrk,
+      v["bridge_ticks"] * per, v["boards_ticks"] * per, v["wrk_ticks"] * per
   }' <<<"$r"
 done
