@@ -20,6 +20,10 @@ use support::power::{
 const PAGES: usize = 2;
 const AHEAD: u32 = 2;
 
+/// A recorded run: flash journal, releases (with the journal length when each left) and the
+/// journal spans of idle-time work.
+type Recorded = (Vec<Event>, Vec<(usize, Release)>, Vec<(usize, usize)>);
+
 /// One recorded run: the journal of flash steps and guard advances, each release with the
 /// journal length at the moment it left the board, and the journal spans of idle-time work.
 fn recorded_run(
