@@ -26,10 +26,7 @@ type Recorded = (Vec<Event>, Vec<(usize, Release)>, Vec<(usize, usize)>);
 
 /// One recorded run: the journal of flash steps and guard advances, each release with the
 /// journal length at the moment it left the board, and the journal spans of idle-time work.
-fn recorded_run(
-    seed: u64,
-    signatures: usize,
-) -> (Vec<Event>, Vec<(usize, Release)>, Vec<(usize, usize)>) {
+fn recorded_run(seed: u64, signatures: usize) -> Recorded {
     let j = journal();
     let mut flash = SimFlash::new(PAGES);
     flash.journal(j.clone());
