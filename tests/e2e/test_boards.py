@@ -151,6 +151,17 @@ def test_keys_spread_over_four_boards_are_routed_by_pkh(boards):
     status, body = boards.bridge.sign(tezos.random_tz1(), _attest(keys["tz1"], 100))
     assert status == 404, (status, body)
 
+    # `watermark show` and `device info` per board too; --board picks one.
+    shown = boards.cli("watermark", "show", "--json").stdout.decode().strip().splitlines()
+    marks = {json.loads(line)["name"]: json.loads(line)["watermarks"] for line in shown}
+    for name, board in PLACES.items():
+        assert {m["pkh"] for m in marks[board]} == {keys[name].pkh}, (board, marks)
+        assert max(m["level"] for m in marks[board]) == 101, marks[board]
+    infos = boards.cli("device", "info", "--json").stdout.decode().strip().splitlines()
+    assert [json.loads(line)["name"] for line in infos] == ["virt", "sim1", "sim2", "qemu"]
+    one = boards.cli("device", "info", "--json", "--board", "sim2").stdout.decode()
+    assert len(one.strip().splitlines()) == 1 and json.loads(one)["keys"] == 1, one
+
     text = boards.metrics()
     for board in PLACES.values():
         assert f'pawl_board_connected{{board="{board}"}} 1' in text, text
