@@ -4,7 +4,8 @@ the in-process virtual board, two `pawl-sim board --pty` and the QEMU firmware â
 `--board`, spread over the boards and routed by pkh; every signature is verified by Taquito and
 pytezos. One board killed fails only its own keys (503 naming it) and signs again once it is
 back; a key imported on two boards is refused on both (503 naming them, an alert metric) until
-one copy is put on standby."""
+one copy is put on standby; then a hand-off between the two (retired at L, active from L + 1)
+routes each level to the board whose window holds it."""
 
 import json
 import subprocess
@@ -217,4 +218,18 @@ def test_a_key_on_two_boards_is_refused_until_one_copy_stands_by(boards):
     # The copy on sim1 goes on standby: virt's copy signs again, and nothing is flagged.
     boards.cli("keys", "standby", twice.pkh, "--board", "sim1")
     sign_verified(boards.bridge, twice, [_attest(twice, 301)])
+    assert "pawl_duplicate_keys 0" in boards.metrics()
+
+    # Then the hand-off of docs/lifecycle.md across the two boards of this one bridge: virt
+    # retired above 400, sim1 active from 401. Each level goes to the board whose window holds
+    # it; both sign, none twice.
+    boards.cli("keys", "retire", twice.pkh, "--above", "400", "--board", "virt")
+    sign_verified(boards.bridge, twice, [_attest(twice, 350)])
+    boards.cli("keys", "activate", twice.pkh, "--from-level", "401", "--board", "sim1")
+    sign_verified(boards.bridge, twice, [_attest(twice, 400), _attest(twice, 401),
+                                         _attest(twice, 402)])
+    shown = boards.cli("watermark", "show", "--json").stdout.decode().strip().splitlines()
+    marks = {json.loads(line)["name"]: json.loads(line)["watermarks"] for line in shown}
+    top = {b: max(m["level"] for m in marks[b] if m["pkh"] == twice.pkh) for b in ("virt", "sim1")}
+    assert top == {"virt": 400, "sim1": 402}, top
     assert "pawl_duplicate_keys 0" in boards.metrics()
