@@ -178,6 +178,40 @@ def test_revoked_token_is_renewed_once(gcp):
     assert kms.stats()["tokens"] == tokens + 1
 
 
+def test_metadata_server_credential(gcp, bins):
+    """A VM's attached service account: no key file on the host, tokens from the metadata
+    server (the simulator plays it)."""
+    kms, _, _, root = gcp
+    home = root / "metadata-bridge"
+    home.mkdir()
+    logs = root / "logs"
+    (home / "pawl.toml").write_text(
+        "[gcp]\n"
+        'credential = "metadata"\n'
+        f'metadata_url = "{kms.url}"\n'
+        f'endpoint = "{kms.url}"\n'
+        f'ca_file = "{kms.cert}"\n')
+    board = procs.Sim(bins, root / "board2", logs, root / "device2", name="gcp-board2")
+    try:
+        before = kms.stats()["metadata_tokens"]
+        out = procs.pawl_cli(bins, ["keys", "import", "--home", str(home), "--device",
+                                    str(board.device), "--backend", "gcp", "--gcp-key",
+                                    kms.version("baker3"), "--allow", "attestation"])
+        pkh = out.split()[0]
+        bridge = procs.Bridge(bins, home, board.device, logs, name="gcp-serve2")
+        try:
+            status, body = bridge.public_key(pkh)
+            assert status == 200, body
+            for level in (5, 6):
+                signed(bridge, pkh, body["public_key"], tezos.attestation("p2", CHAIN, level, 0))
+        finally:
+            bridge.stop()
+        # One token for the import, one for serve (cached across its signatures).
+        assert kms.stats()["metadata_tokens"] - before == 2
+    finally:
+        board.stop()
+
+
 def test_credentials_are_in_no_log_or_file(gcp):
     kms, bridge, _, root = gcp
     account = json.loads(Path(kms.account).read_text())

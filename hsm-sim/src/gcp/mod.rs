@@ -6,6 +6,7 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /token` (form: `grant_type=…jwt-bearer`, `assertion`) | checks the JWT's RS256 signature against the service account's key, `iss`, `aud`, `scope` and `exp`; a bearer token |
+//! | `GET /computeMetadata/v1/instance/service-accounts/default/token` + `Metadata-Flavor: Google` | a bearer token, as a VM's metadata server gives it |
 //! | `GET /v1/{key version}/publicKey` | `{"pem", "algorithm"}`: SubjectPublicKeyInfo PEM, `EC_SIGN_SECP256K1_SHA256` or `EC_SIGN_P256_SHA256` |
 //! | `POST /v1/{key version}:asymmetricSign` `{"digest":{"sha256"}}` | DER ECDSA over the 32 bytes as given (no hashing), base64 |
 //! | `GET /admin/stats` | counters: sign requests (all, authorised, answered), public keys, tokens issued and refused |
@@ -81,6 +82,7 @@ struct Stats {
     public_keys: u64,
     tokens: u64,
     tokens_refused: u64,
+    metadata_tokens: u64,
 }
 
 struct Sim {
@@ -189,6 +191,25 @@ async fn token(State(s): State<Shared>, body: String) -> Response {
     let token = format!("ya29.sim-{}", hex(&bytes));
     sim.tokens.push(token.clone());
     sim.stats.tokens += 1;
+    Json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+}
+
+async fn metadata_token(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let mut sim = lock(&s);
+    if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
+        sim.stats.tokens_refused += 1;
+        return (
+            StatusCode::FORBIDDEN,
+            "Missing Metadata-Flavor:Google header.",
+        )
+            .into_response();
+    }
+    let Ok(bytes) = random32() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "entropy");
+    };
+    let token = format!("ya29.sim-{}", hex(&bytes));
+    sim.tokens.push(token.clone());
+    sim.stats.metadata_tokens += 1;
     Json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})).into_response()
 }
 
@@ -366,7 +387,8 @@ async fn admin_stats(State(s): State<Shared>) -> Json<Value> {
     Json(
         json!({"sign_requests": t.sign_requests, "sign_authorised": t.sign_authorised,
                 "signatures": t.signatures, "public_keys": t.public_keys,
-                "tokens": t.tokens, "tokens_refused": t.tokens_refused}),
+                "tokens": t.tokens, "tokens_refused": t.tokens_refused,
+                "metadata_tokens": t.metadata_tokens}),
     )
 }
 
@@ -440,6 +462,10 @@ async fn serve(args: Args) -> Result<(), String> {
     let shared: Shared = Arc::new(Mutex::new(sim));
     let app = axum::Router::new()
         .route("/token", post(token))
+        .route(
+            "/computeMetadata/v1/instance/service-accounts/default/token",
+            get(metadata_token),
+        )
         .route(
             "/v1/projects/pawl-sim/locations/global/keyRings/pawl/cryptoKeys/{*rest}",
             get(get_version).post(post_version),

@@ -1,10 +1,16 @@
-//! OAuth 2.0 access tokens for Cloud KMS from a service account's JSON key (the file
-//! `gcloud iam service-accounts keys create` writes): a JWT with the account's email as issuer,
-//! the Cloud KMS scope and the key file's `token_uri` as audience, signed RS256 with its
-//! private key, exchanged at `token_uri` (grant type
-//! `urn:ietf:params:oauth:grant-type:jwt-bearer`, RFC 7523) for a bearer token, kept until a
-//! minute before it expires. The private key and the tokens are never logged or shown; an error
-//! names the file and the step.
+//! OAuth 2.0 access tokens for Cloud KMS, from one of two sources:
+//!
+//! * a service account's JSON key (the file `gcloud iam service-accounts keys create` writes):
+//!   a JWT with the account's email as issuer, the Cloud KMS scope and the key file's
+//!   `token_uri` as audience, signed RS256 with its private key, exchanged at `token_uri`
+//!   (grant type `urn:ietf:params:oauth:grant-type:jwt-bearer`, RFC 7523);
+//! * the metadata server of a Compute Engine VM (or GKE node) with a service account attached:
+//!   `GET computeMetadata/v1/instance/service-accounts/default/token` with the header
+//!   `Metadata-Flavor: Google` (no key file on the host; the VM's access scopes must allow
+//!   Cloud KMS, e.g. `cloud-platform`).
+//!
+//! A token is kept until a minute before it expires. The private key and the tokens are never
+//! logged or shown; an error names the file or endpoint and the step.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,18 +39,39 @@ struct KeyFile {
     token_uri: String,
 }
 
-/// A service account: who it is, its key, where tokens come from, the current token.
-pub struct ServiceAccount {
+/// A service account's key: who it is, the key, where tokens come from.
+struct AccountKey {
     email: String,
     key_id: Option<String>,
     key: RsaKeyPair,
     token_uri: String,
+}
+
+/// Where tokens come from.
+enum Origin {
+    /// A service account key file.
+    Key(AccountKey),
+    /// The metadata server at this base URL (ending in `/`).
+    Metadata(String),
+}
+
+/// A token source and the current token.
+pub struct Credential {
+    origin: Origin,
     token: tokio::sync::Mutex<Option<(Zeroizing<String>, Instant)>>,
 }
 
-impl ServiceAccount {
-    /// Read the key file `path`.
-    pub fn load(path: &Path) -> Result<ServiceAccount, String> {
+impl Credential {
+    /// Tokens from the metadata server at `url`.
+    pub fn metadata(url: &str) -> Credential {
+        Credential {
+            origin: Origin::Metadata(url.to_string()),
+            token: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Tokens for the service account whose key file is `path`.
+    pub fn load(path: &Path) -> Result<Credential, String> {
         let what = || format!("gcp.service_account_file {}", path.display());
         let text =
             Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", what()))?);
@@ -65,15 +92,19 @@ impl ServiceAccount {
         if !file.token_uri.starts_with("https://") {
             return Err(format!("{}: token_uri must be https://", what()));
         }
-        Ok(ServiceAccount {
-            email: file.client_email,
-            key_id: file.private_key_id,
-            key,
-            token_uri: file.token_uri,
+        Ok(Credential {
+            origin: Origin::Key(AccountKey {
+                email: file.client_email,
+                key_id: file.private_key_id,
+                key,
+                token_uri: file.token_uri,
+            }),
             token: tokio::sync::Mutex::new(None),
         })
     }
+}
 
+impl AccountKey {
     /// The signed JWT assertion for a token request now.
     fn assertion(&self) -> Result<String, String> {
         let now = SystemTime::now()
@@ -102,8 +133,10 @@ impl ServiceAccount {
             .map_err(|_| "signing the token request failed".to_string())?;
         Ok(format!("{signing_input}.{}", B64URL.encode(sig)))
     }
+}
 
-    /// A bearer token: the cached one, or a new one from `token_uri`.
+impl Credential {
+    /// A bearer token: the cached one, or a new one from `token_uri` or the metadata server.
     pub async fn token(&self, http: &reqwest::Client) -> Result<Zeroizing<String>, TokenError> {
         let mut cached = self.token.lock().await;
         if let Some((token, until)) = cached.as_ref()
@@ -111,27 +144,39 @@ impl ServiceAccount {
         {
             return Ok(token.clone());
         }
-        let assertion = self.assertion().map_err(TokenError::Refused)?;
-        let body = format!(
-            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
-        );
-        let response = http
-            .post(&self.token_uri)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
+        let (request, what) = match &self.origin {
+            Origin::Key(account) => {
+                let assertion = account.assertion().map_err(TokenError::Refused)?;
+                let body = format!(
+                    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+                );
+                let request = http
+                    .post(&account.token_uri)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body);
+                (request, "token endpoint")
+            }
+            Origin::Metadata(url) => {
+                let request = http
+                    .get(format!(
+                        "{url}computeMetadata/v1/instance/service-accounts/default/token"
+                    ))
+                    .header("metadata-flavor", "Google");
+                (request, "metadata server")
+            }
+        };
+        let response = request
             .send()
             .await
-            .map_err(|e| TokenError::Unreachable(format!("token endpoint: {}", e.without_url())))?;
+            .map_err(|e| TokenError::Unreachable(format!("{what}: {}", e.without_url())))?;
         let status = response.status().as_u16();
         if status != 200 {
             let text = response.text().await.unwrap_or_default();
             let short: String = text.chars().take(200).collect();
             return Err(if status == 429 || status >= 500 {
-                TokenError::Unreachable(format!("token endpoint: HTTP {status}"))
+                TokenError::Unreachable(format!("{what}: HTTP {status}"))
             } else {
-                TokenError::Refused(format!(
-                    "token endpoint refused the service account: HTTP {status}: {short}"
-                ))
+                TokenError::Refused(format!("{what} gave no token: HTTP {status}: {short}"))
             });
         }
         #[derive(Deserialize)]
@@ -139,12 +184,14 @@ impl ServiceAccount {
             access_token: String,
             expires_in: Option<u64>,
         }
-        let text = Zeroizing::new(response.text().await.map_err(|e| {
-            TokenError::Unreachable(format!("token endpoint: {}", e.without_url()))
-        })?);
-        let answer: Answer = serde_json::from_str(&text).map_err(|_| {
-            TokenError::Refused("token endpoint answer: no access_token in JSON".into())
-        })?;
+        let text = Zeroizing::new(
+            response
+                .text()
+                .await
+                .map_err(|e| TokenError::Unreachable(format!("{what}: {}", e.without_url())))?,
+        );
+        let answer: Answer = serde_json::from_str(&text)
+            .map_err(|_| TokenError::Refused(format!("{what} answer: no access_token in JSON")))?;
         let token = Zeroizing::new(answer.access_token);
         let life = Duration::from_secs(answer.expires_in.unwrap_or(3600).saturating_sub(60));
         *cached = Some((token.clone(), Instant::now() + life));

@@ -12,8 +12,9 @@
 //!   the `digest.sha256` field: the service cannot tell, and the ECDSA signature is over the
 //!   digest Tezos verifies. The answer is a DER `ECDSA-Sig-Value`, turned into raw `r ‖ s`;
 //!   the board normalises tz2 to low-S (Cloud KMS does not) and verifies before releasing.
-//! * Credentials: a service account key file ([`auth`]); tokens are cached until a minute
-//!   before they expire, and a 401 drops the cached token and retries once.
+//! * Credentials ([`auth`]): a service account key file, or the Compute Engine metadata server
+//!   (`credential = "metadata"`: no key on the host); tokens are cached until a minute before
+//!   they expire, and a 401 drops the cached token and retries once.
 //! * Retries: 429 (honouring `Retry-After` when present), 408, 5xx and connection failures,
 //!   with backoff, until `sign_deadline_ms`; other answers are refusals naming the status and
 //!   the service's message. Mapped to 503 `gcp_throttled`, 504 `gcp_timeout`, 502 `gcp_error`.
@@ -39,6 +40,9 @@ use super::{Failure, FieldError, HostKeyring, KeyFile, KeyRecord, KeyringError, 
 /// The backend's name: `[gcp]`, `--backend gcp`, `gcp_keys.json`, metric label.
 pub const NAME: &str = "gcp";
 
+/// The Compute Engine metadata server.
+pub const DEFAULT_METADATA: &str = "http://metadata.google.internal/";
+
 /// The public Cloud KMS endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://cloudkms.googleapis.com/";
 
@@ -46,8 +50,13 @@ pub const DEFAULT_ENDPOINT: &str = "https://cloudkms.googleapis.com/";
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGcp {
-    /// The service account's JSON key file (its content is never logged or shown).
+    /// `service-account` (default: a key file) or `metadata` (the Compute Engine metadata
+    /// server's token for the VM's attached service account).
+    pub credential: Option<String>,
+    /// With `service-account`: the JSON key file (its content is never logged or shown).
     pub service_account_file: Option<PathBuf>,
+    /// With `metadata`: the metadata server. Default `http://metadata.google.internal/`.
+    pub metadata_url: Option<String>,
     /// Cloud KMS base URL. Default `https://cloudkms.googleapis.com/`.
     pub endpoint: Option<String>,
     /// Trust only this CA certificate (PEM) for Cloud KMS and the token endpoint (simulator).
@@ -57,11 +66,20 @@ pub struct RawGcp {
     pub sign_deadline_ms: Option<u64>,
 }
 
+/// Where the bridge's tokens come from (never a secret itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GcpCredential {
+    /// A service account key file.
+    ServiceAccount(PathBuf),
+    /// The metadata server at this URL (ending in `/`).
+    Metadata(String),
+}
+
 /// `[gcp]`, validated.
 #[derive(Clone, Debug)]
 pub struct GcpSettings {
-    /// The key file.
-    pub service_account_file: PathBuf,
+    /// The token source.
+    pub credential: GcpCredential,
     /// Base URL, ending in `/`.
     pub endpoint: String,
     /// Private CA.
@@ -73,12 +91,47 @@ pub struct GcpSettings {
 impl RawGcp {
     /// Validate; `request_timeout` is `device.request_timeout_ms`.
     pub fn validate(self, request_timeout: Duration) -> Result<GcpSettings, FieldError> {
-        let service_account_file = self.service_account_file.ok_or_else(|| {
-            FieldError::new(
-                "gcp.service_account_file",
-                "required: the service account's JSON key file",
-            )
-        })?;
+        let credential = match self.credential.as_deref().unwrap_or("service-account") {
+            "service-account" => {
+                if self.metadata_url.is_some() {
+                    return Err(FieldError::new(
+                        "gcp.metadata_url",
+                        "only with credential = \"metadata\"",
+                    ));
+                }
+                GcpCredential::ServiceAccount(self.service_account_file.ok_or_else(|| {
+                    FieldError::new(
+                        "gcp.service_account_file",
+                        "required with credential = \"service-account\": the service account's JSON key file",
+                    )
+                })?)
+            }
+            "metadata" => {
+                if self.service_account_file.is_some() {
+                    return Err(FieldError::new(
+                        "gcp.service_account_file",
+                        "only with credential = \"service-account\"",
+                    ));
+                }
+                let mut url = self.metadata_url.unwrap_or_else(|| DEFAULT_METADATA.into());
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(FieldError::new(
+                        "gcp.metadata_url",
+                        format!("`{url}` is not an http:// or https:// URL"),
+                    ));
+                }
+                if !url.ends_with('/') {
+                    url.push('/');
+                }
+                GcpCredential::Metadata(url)
+            }
+            other => {
+                return Err(FieldError::new(
+                    "gcp.credential",
+                    format!("`{other}` is not one of service-account, metadata"),
+                ));
+            }
+        };
         let mut endpoint = self.endpoint.unwrap_or_else(|| DEFAULT_ENDPOINT.into());
         if !endpoint.starts_with("https://") {
             return Err(FieldError::new(
@@ -101,7 +154,7 @@ impl RawGcp {
             ));
         }
         Ok(GcpSettings {
-            service_account_file,
+            credential,
             endpoint,
             ca_file: self.ca_file,
             sign_deadline,
@@ -172,7 +225,7 @@ pub enum GcpError {
 pub struct GcpKeyring {
     settings: GcpSettings,
     http: reqwest::Client,
-    account: auth::ServiceAccount,
+    account: auth::Credential,
     keys: KeyFile<KeyRef>,
 }
 
@@ -191,8 +244,12 @@ impl GcpKeyring {
             .build()
             .map_err(|e| GcpError::Setup(format!("HTTP client: {e}")))?;
         Ok(GcpKeyring {
-            account: auth::ServiceAccount::load(&settings.service_account_file)
-                .map_err(GcpError::Setup)?,
+            account: match &settings.credential {
+                GcpCredential::ServiceAccount(path) => {
+                    auth::Credential::load(path).map_err(GcpError::Setup)?
+                }
+                GcpCredential::Metadata(url) => auth::Credential::metadata(url),
+            },
             keys: KeyFile::open(home, NAME).map_err(GcpError::Setup)?,
             settings: settings.clone(),
             http,
@@ -412,9 +469,31 @@ mod tests {
         let s =
             ok("service_account_file = \"/sa.json\"\nendpoint = \"https://h:1\"\n").expect("ok");
         assert_eq!(s.endpoint, "https://h:1/");
+        assert_eq!(
+            s.credential,
+            GcpCredential::ServiceAccount("/sa.json".into())
+        );
+        let m = ok("credential = \"metadata\"\n").expect("metadata");
+        assert_eq!(
+            m.credential,
+            GcpCredential::Metadata(DEFAULT_METADATA.into())
+        );
         assert_eq!(s.sign_deadline, Duration::from_millis(3000));
         for (text, field) in [
             ("endpoint = \"https://h/\"\n", "gcp.service_account_file"),
+            (
+                "credential = \"metadata\"\nservice_account_file = \"/s\"\n",
+                "gcp.service_account_file",
+            ),
+            (
+                "metadata_url = \"http://m/\"\nservice_account_file = \"/s\"\n",
+                "gcp.metadata_url",
+            ),
+            (
+                "credential = \"metadata\"\nmetadata_url = \"m\"\n",
+                "gcp.metadata_url",
+            ),
+            ("credential = \"key\"\n", "gcp.credential"),
             (
                 "service_account_file = \"/s\"\nendpoint = \"http://h/\"\n",
                 "gcp.endpoint",
