@@ -211,7 +211,29 @@ fn yubihsm_setup_and_import_on_the_virtual_board() {
     for (args, expected) in [
         (
             vec!["keys", "import", "--key-id", "16"],
-            "--key-id and --public-key go with --backend yubihsm",
+            "--key-id goes with --backend yubihsm or --backend aws",
+        ),
+        (
+            vec![
+                "keys",
+                "import",
+                "--backend",
+                "aws",
+                "--public-key",
+                "edpkNOPE",
+            ],
+            "--public-key goes with --backend yubihsm",
+        ),
+        (
+            vec![
+                "keys",
+                "import",
+                "--backend",
+                "yubihsm",
+                "--key-id",
+                "arn:aws:kms:x",
+            ],
+            "--key-id `arn:aws:kms:x` is not a YubiHSM2 object id",
         ),
         (
             vec!["keys", "import", "--backend", "yubihsm", "--key", "baker"],
