@@ -19,6 +19,8 @@ pub(crate) struct Counted<F> {
     inner: F,
     pub(crate) bytes_read: u64,
     pub(crate) bytes_written: u64,
+    /// Program operations (one per write call).
+    pub(crate) programs: u64,
     pub(crate) pages_erased: u32,
     /// Where the newest item write ended (the free space of the page being filled starts
     /// there); `None` until an item is written, and after its page is erased.
@@ -31,6 +33,7 @@ impl<F> Counted<F> {
             inner,
             bytes_read: 0,
             bytes_written: 0,
+            programs: 0,
             pages_erased: 0,
             item_end: None,
         }
@@ -85,6 +88,7 @@ impl<F: NorFlash> NorFlash for Counted<F> {
             self.item_end = Some(offset.saturating_add(len));
         }
         let result = self.inner.write(offset, bytes).await;
+        self.programs = self.programs.saturating_add(1);
         self.bytes_written = self
             .bytes_written
             .saturating_add(u64::try_from(bytes.len()).unwrap_or(u64::MAX));

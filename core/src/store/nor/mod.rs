@@ -204,6 +204,8 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard, D: Durability = Synchronous> 
     wear: WearCounters,
     /// Flash bytes read (see [`Self::bytes_read`]).
     bytes_read: u64,
+    /// Flash program operations (see [`Self::programs`]).
+    programs: u64,
     /// Per mark index, the record number before which its records are void (forgets and the
     /// forget table, as loaded and written since): what the next forget table carries on.
     forgotten: [u32; MAX_MARKS],
@@ -267,6 +269,7 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
             marks: heapless::Vec::new(),
             wear: WearCounters::default(),
             bytes_read: 0,
+            programs: 0,
             forgotten: [0; MAX_MARKS],
             guard_behind: None,
             durability,
@@ -318,6 +321,12 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
         self.bytes_read
     }
 
+    /// Flash program operations (write calls) since this store was made, as of the last
+    /// write: with the erases in [`Store::wear`], what a step costs in flash time.
+    pub fn programs(&self) -> u64 {
+        self.programs
+    }
+
     /// Number of the newest record written or loaded.
     pub fn seq(&self) -> u32 {
         self.seq
@@ -327,13 +336,16 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
     /// For tests and tools that check how a store from the future is refused; firmware never
     /// calls it.
     pub fn stamp_format(&mut self, version: u16) -> Result<(), StoreError> {
-        self.write_authenticated(map_key(TAG_META, META_FORMAT), &version.to_le_bytes())
+        self.write_authenticated(map_key(TAG_META, META_FORMAT), &version.to_le_bytes())?;
+        self.format = Some(version);
+        Ok(())
     }
 
     fn sync_wear(&mut self) {
         if let Some(map) = self.map.as_mut() {
             let counted = map.flash();
             self.bytes_read = counted.bytes_read;
+            self.programs = counted.programs;
             self.wear.bytes_written = counted.bytes_written;
             self.wear.pages_erased = counted.pages_erased;
         }

@@ -14,68 +14,16 @@
 #![no_std]
 #![no_main]
 
-use core::hint::black_box;
-use core::sync::atomic::{AtomicU32, Ordering};
-
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m::peripheral::{SCB, SYST};
-use cortex_m_rt::{entry, exception};
+use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use pawl_core::keys::{Curve, PublicKeyHash, SecretBytes, SigningVersion};
 use pawl_core::policy::Policy;
 use pawl_core::protocol::{Envelope, MAX_FRAME, Request, Response, decode_frame, encode_frame};
 use pawl_qemu::{QemuBoard, fail, init_heap, open_board};
 
-const RELOAD: u32 = 0x00FF_FFFF;
-static WRAPS: AtomicU32 = AtomicU32::new(0);
-
-#[exception]
-fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
-}
-
-fn ticks() -> u64 {
-    cortex_m::interrupt::free(|_| {
-        let mut wraps = WRAPS.load(Ordering::Relaxed);
-        let mut cvr = SYST::get_current();
-        if SCB::is_pendst_pending() {
-            wraps += 1;
-            cvr = SYST::get_current();
-        }
-        (u64::from(wraps) << 24) + u64::from(RELOAD - cvr)
-    })
-}
-
-#[inline(never)]
-fn timed<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    let t0 = ticks();
-    let r = f();
-    (r, ticks() - t0)
-}
-
-/// Exactly `2 * n` instructions (`subs` + `bne` per turn).
-#[inline(never)]
-fn spin(n: u32) {
-    // SAFETY: a register-only countdown loop; touches no memory and no stack.
-    unsafe {
-        core::arch::asm!("2:", "subs {0}, {0}, #1", "bne 2b", inout(reg) n => _,
-            options(nomem, nostack));
-    }
-}
-
-/// Instructions per tick ×1000, and the cost of an empty `timed`.
-fn calibrate() -> (u64, u64) {
-    let ((), overhead) = timed(|| ());
-    let ((), t1) = timed(|| spin(black_box(1_000_000)));
-    let ((), t2) = timed(|| spin(black_box(6_000_000)));
-    let milli = (10_000_000 * 1000 + (t2 - t1) / 2) / (t2 - t1);
-    hprintln!(
-        "BUDGET calib milli_instr_per_tick={} overhead_ticks={}",
-        milli,
-        overhead
-    );
-    (milli, overhead)
-}
+#[path = "../measure.rs"]
+mod measure;
+use measure::{calibrate, start_systick, timed};
 
 const PAINT: u32 = 0xAAAA_AAAA;
 
@@ -168,14 +116,7 @@ struct Buffers {
 #[entry]
 fn main() -> ! {
     init_heap();
-    let Some(mut cp) = cortex_m::Peripherals::take() else {
-        fail("core peripherals taken twice");
-    };
-    cp.SYST.set_clock_source(SystClkSource::Core);
-    cp.SYST.set_reload(RELOAD);
-    cp.SYST.clear_current();
-    cp.SYST.enable_interrupt();
-    cp.SYST.enable_counter();
+    start_systick();
     let (milli, overhead) = calibrate();
     let instructions = |t: u64| (t.saturating_sub(overhead) * milli + 500) / 1000;
 
