@@ -1,7 +1,7 @@
-//! Azure Key Vault keyring ([`super::HostKeyring`] `azure`): the host-trusted tier (`docs/design.md` §3). The board approves a
-//! digest (its mark already durable); this module has Key Vault sign it (`ES256K` for tz2,
-//! `ES256` for tz3) and hands the raw `r ‖ s` back, which the board converts, verifies and
-//! releases.
+//! Azure Key Vault keyring ([`super::HostKeyring`] `azure`): the host-trusted tier
+//! (`docs/design.md` §3). The board approves a digest (its mark already durable); this module
+//! has Key Vault sign it (`ES256K` for tz2, `ES256` for tz3) and hands the raw `r ‖ s` back,
+//! which the board converts, verifies and releases.
 //!
 //! * Official SDK (`azure_security_keyvault_keys`, `azure_identity`) over rustls. Its HTTP
 //!   client is built here so a private CA (`[azure] ca_file`, the simulator's) can be trusted.
