@@ -125,3 +125,56 @@ fn keys_route_to_their_board_and_two_live_copies_are_refused_until_resolved() {
     assert_eq!(route(&boards, &twice, Some(500)), Ok("a".into()));
     assert!(boards.conflicts().is_empty());
 }
+
+/// The control socket relays to the board a connection names; an unknown name, or no name
+/// while there are several boards, gets nothing.
+#[test]
+fn the_control_socket_relays_to_the_board_named() {
+    use pawl_bridge::link::{ControlConnector, LinkSettings};
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (a, b) = (virtual_link(da.path()), virtual_link(db.path()));
+    let on_b = import(&b, SIGNATORY_SK, Policy::default());
+    let boards = Boards::new(vec![
+        Board {
+            name: "a".into(),
+            link: a,
+        },
+        Board {
+            name: "b".into(),
+            link: b,
+        },
+    ]);
+    let home = tempfile::tempdir().expect("home");
+    let socket = pawl_bridge::control::socket_path(home.path());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = runtime
+        .block_on(async { pawl_bridge::control::bind(&socket) })
+        .expect("bind");
+    runtime.spawn(pawl_bridge::control::serve(listener, boards, None));
+    let settings = LinkSettings {
+        request_timeout: Duration::from_millis(800),
+        response_timeout: Duration::from_millis(400),
+        refresh_keys: false,
+        ..LinkSettings::default()
+    };
+    let keys_of = |name: &str| -> Result<Vec<String>, String> {
+        let link = Link::start(
+            Box::new(ControlConnector::new(&socket, name)),
+            settings.clone(),
+        );
+        let reply = link
+            .ask_blocking(&Request::ListKeys)
+            .map_err(|e| e.to_string())?;
+        match reply.response {
+            Response::Keys(keys) => Ok(keys.iter().map(|k| k.pkh.to_b58().to_string()).collect()),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    assert_eq!(keys_of("b"), Ok(vec![on_b]));
+    assert_eq!(keys_of("a"), Ok(vec![]));
+    assert!(keys_of("c").is_err());
+    assert!(keys_of("").is_err());
+}
