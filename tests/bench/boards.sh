@@ -21,7 +21,8 @@ START_LEVEL=1000
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)" >&2
-  if [ "$(id -u)" -eq 0 ]; then apt-get install -y wrk >&2; else sudo apt-get install -y wrk >&2; fi
+  sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $sudo apt-get install -y wrk >&2 || { $sudo apt-get update >&2 && $sudo apt-get install -y wrk >&2; }
 fi
 cargo build --release --locked -q -p pawl-bridge -p pawl-hsm-sim --bins
 PAWL=$PWD/target/release/pawl
