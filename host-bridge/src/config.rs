@@ -622,7 +622,21 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = before.matches('\n').count() + 1;
     let column = before[line_start..].chars().count() + 1;
-    format!("line {line}, column {column}: {message}")
+    // The key of that line (what is left of `=`) or a table header: never a value.
+    let text_line = text[line_start..].lines().next().unwrap_or("").trim();
+    let what = match text_line.split_once('=') {
+        Some((key, _)) => format!(" (`{} = …`)", key.trim()),
+        None if text_line.starts_with('[')
+            && text_line.ends_with(']')
+            && text_line
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "[]._- ".contains(c)) =>
+        {
+            format!(" (`{text_line}`)")
+        }
+        None => String::new(),
+    };
+    format!("line {line}, column {column}{what}: {message}")
 }
 
 #[cfg(test)]
@@ -643,7 +657,12 @@ mod syntax_tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.contains("line 2, column 10"), "{e}");
+        assert!(e.contains("line 2, column 10 (`listen = …`)"), "{e}");
+        let e = Config::parse("[server]\n[server]\n", Path::new("pawl.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("line 2, column 2 (`[server]`)"), "{e}");
     }
 }
 
