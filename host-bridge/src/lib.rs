@@ -4,10 +4,11 @@
 //!  octez-baker / octez-client / Taquito          pawl keys … / pawl device info
 //!          │ HTTP (http)                               │ control socket (control)
 //!          ▼                                           ▼
-//!   auth ─► http handlers ─────────► link (one thread, pipelined frames, reconnects)
+//!   auth ─► http handlers ─► boards (by pkh) ─► link per board (one thread, pipelined
+//!                                          │    frames, reconnects)
 //!                                          │ Port: serial | control socket | virtual board
 //!                                          ▼
-//!                                     the board (pawl-core decides everything)
+//!                                     the boards (pawl-core decides everything)
 //! ```
 //!
 //! The bridge never decides whether something may be signed: policy and watermark live in
