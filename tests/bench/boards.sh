@@ -27,7 +27,7 @@ fi
 cargo build --release --locked -q -p pawl-bridge -p pawl-hsm-sim --bins
 PAWL=$PWD/target/release/pawl
 SIM=$PWD/target/release/pawl-sim
-LUA=$PWD/tests/bench/attest.lua
+LUA=$PWD/host-bridge/benches/attest.lua  # shared with host-bridge/benches/sustained.sh
 
 WORK=$(mktemp -d /tmp/pawl-bench-boards.XXXXXX)
 PIDS=()
@@ -120,7 +120,7 @@ for r in "${results[@]}"; do
     # CPU time per signature of the bridge, the boards and wrk, in microseconds.
     per = 1e6 / v["hz"] / v["requests"]
     printf "%-7s %9d %6.2f %8.2f %8.2f %6d %11d%% %10d%% %10d%% %7d%% %5d%% %7.0f,%4.0f,%4.0f\n", $1,
-      v["sigps"], v["sigps"] / base, v["p50_us"] / 1000, v["p99_us"] / 1000, v["failed"],
+      v["sigps"], v["sigps"] / base, v["p50_us"] / 1000, v["p99_us"] / 1000, v["non2xx"],
       v["cpu"], bridge, boards, wrk, v["cpu"] - bridge - boards - wrk,
       v["bridge_ticks"] * per, v["boards_ticks"] * per, v["wrk_ticks"] * per
   }' <<<"$r"
