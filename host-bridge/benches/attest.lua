@@ -6,6 +6,11 @@
 --
 -- Thread i signs for PKH(i) (wrapping around the list) on one chain.
 --
+-- Pacing (optional): with PAWL_WRK_PACE_US=P in the environment each connection waits about P
+-- microseconds between an answer and its next request (wrk waits whole milliseconds: 1 ms on a
+-- P/1000 share of the requests), so C connections offer a chosen rate instead of as many
+-- requests as the machine can answer.
+--
 -- Body: the JSON string of an Octez attestation (magic 0x13, tag 21), docs/protocol.md §3.3.
 -- Prints one line `RESULT requests=… non2xx=… sigps=… p50_us=… p90_us=… p99_us=… max_us=…`.
 
@@ -27,6 +32,19 @@ function init(args)
   chain_hex = "7a06a770"
   branch_hex = string.rep("ab", 32)
   hash_hex = string.rep("cd", 32)
+end
+
+local pace = tonumber(os.getenv("PAWL_WRK_PACE_US") or "0")
+if pace > 0 then
+  local owed = 0
+  function delay()
+    owed = owed + pace
+    if owed >= 1000 then
+      owed = owed - 1000
+      return 1
+    end
+    return 0
+  end
 end
 
 function request()
