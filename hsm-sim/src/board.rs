@@ -44,6 +44,12 @@ pub struct Args {
     /// fewer flash writes and, after an unclean stop, more levels refused. 0: exact marks.
     #[arg(long, value_name = "N", default_value_t = NorStoreConfig::DEFAULT_CEILING_AHEAD)]
     ceiling_ahead: u32,
+    /// Take at least this long over every frame, in microseconds, as a real board's CPU does
+    /// (an Ed25519 attestation is ~17–25 ms on an RP2350): for benchmarks of several boards,
+    /// where the simulated board would otherwise be far faster than hardware. 0: as fast as
+    /// this machine.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
+    frame_time_us: u64,
 }
 
 /// Run the board until SIGTERM or SIGINT.
@@ -76,13 +82,23 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         pty.path().display()
     );
 
-    let frames = serve(&mut board, &pty, &mut shutdown)?;
+    let frames = serve(
+        &mut board,
+        &pty,
+        &mut shutdown,
+        Duration::from_micros(args.frame_time_us),
+    )?;
     eprintln!("pawl-sim: stopped after {frames} frames");
     Ok(())
 }
 
 /// The serve loop; returns the number of frames answered.
-fn serve(board: &mut VirtualBoard, pty: &Pty, shutdown: &mut Shutdown) -> io::Result<u64> {
+fn serve(
+    board: &mut VirtualBoard,
+    pty: &Pty,
+    shutdown: &mut Shutdown,
+    frame_time: Duration,
+) -> io::Result<u64> {
     let mut acc: Box<FrameAccumulator<MAX_FRAME>> = Box::default();
     let mut out = vec![0u8; MAX_FRAME];
     let mut scratch = vec![0u8; MAX_FRAME];
@@ -128,7 +144,13 @@ fn serve(board: &mut VirtualBoard, pty: &Pty, shutdown: &mut Shutdown) -> io::Re
                 rest = &rest[used..];
                 let reply = match fed {
                     Fed::Incomplete => None,
-                    Fed::Frame(frame) => Some(board.handle_frame(frame, &mut out)),
+                    Fed::Frame(frame) => {
+                        let started = Instant::now();
+                        let reply = board.handle_frame(frame, &mut out);
+                        // A slower board: wait out the rest of its frame time (not CPU).
+                        std::thread::sleep(frame_time.saturating_sub(started.elapsed()));
+                        Some(reply)
+                    }
                     Fed::Dropped(e) => Some(refusal(e, &mut scratch, &mut out)),
                 };
                 match reply {

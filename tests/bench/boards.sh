@@ -4,7 +4,11 @@
 # wrk (Debian's package; installed here if missing). Each of the 16 wrk connections is one
 # baker: one key, one chain, attestations at rising levels, one request in flight.
 #
-#   tests/bench/boards.sh [SECONDS]        # default 10 s per run, after a 2 s warm-up
+#   tests/bench/boards.sh [SECONDS] [FRAME_US]   # default 10 s per run, after a 2 s warm-up
+#
+# FRAME_US (default 0): each simulated board takes at least this long over every frame
+# (`pawl-sim board --frame-time-us`), as a real board's CPU does; at 0 a simulated board is far
+# faster than hardware and the host's CPU is the limit from one board on.
 #
 # Prints one line per board count: signatures/s, p50/p99 latency (wrk's, end to end), the
 # ratio to one board, and the CPU the whole machine spent during the run (100 % = every core
@@ -16,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SECONDS_PER_RUN=${1:-10}
+FRAME_US=${2:-0}
 KEYS=16
 START_LEVEL=1000
 
@@ -64,7 +69,7 @@ run() {
   : >"$toml"
   local sims=()
   for i in $(seq "$boards"); do
-    "$SIM" board --pty --home "$dir/board$i" >"$dir/board$i.out" 2>"$dir/board$i.err" &
+    "$SIM" board --pty --frame-time-us "$FRAME_US" --home "$dir/board$i" >"$dir/board$i.out" 2>"$dir/board$i.err" &
     PIDS+=($!)
     sims+=($!)
     printf '[[device]]\nname = "sim%s"\npath = "%s"\n\n' "$i" \
@@ -103,7 +108,7 @@ run() {
   stop_all
 }
 
-echo "# $(nproc) cores, $KEYS keys, $KEYS connections, ${SECONDS_PER_RUN} s per run; $(git rev-parse --short HEAD)"
+echo "# $(nproc) cores, $KEYS keys, $KEYS connections, ${SECONDS_PER_RUN} s per run, board frame time ${FRAME_US} µs; $(git rev-parse --short HEAD)"
 results=()
 for n in 1 2 4; do
   results+=("$(run "$n")")
