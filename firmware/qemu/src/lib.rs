@@ -110,14 +110,9 @@ pub fn fail(what: &str) -> ! {
     loop {}
 }
 
-/// Read the command line and open the board on the state directory's files.
-pub fn open_board() -> (QemuBoard, Setup) {
-    let mut line = [0u8; 256];
-    let setup = match semihost::cmdline(&mut line).map(Setup::parse) {
-        Ok(Ok(setup)) => setup,
-        Ok(Err(e)) => fail(e),
-        Err(_) => fail("cannot read the semihosting command line"),
-    };
+/// The board's flash store on the state directory's files (`flash.bin`, `board.key`,
+/// `rollback-counter`), not yet loaded, and the entropy source that made or read the board key.
+pub fn open_store() -> (NorStore<HostFlash, FileGuard>, HostEntropy) {
     let mut entropy = HostEntropy::open().unwrap_or_else(|_| fail("cannot open /dev/urandom"));
     let key = state::board_key(&mut entropy)
         .unwrap_or_else(|_| fail("board.key is unreadable or not 32 bytes"));
@@ -129,7 +124,18 @@ pub fn open_board() -> (QemuBoard, Setup) {
     };
     let store = NorStore::new(flash, config, &key, guard)
         .unwrap_or_else(|_| fail("flash region is not whole pages"));
-    drop(key);
+    (store, entropy)
+}
+
+/// Read the command line and open the board on the state directory's files.
+pub fn open_board() -> (QemuBoard, Setup) {
+    let mut line = [0u8; 256];
+    let setup = match semihost::cmdline(&mut line).map(Setup::parse) {
+        Ok(Ok(setup)) => setup,
+        Ok(Err(e)) => fail(e),
+        Err(_) => fail("cannot read the semihosting command line"),
+    };
+    let (store, entropy) = open_store();
     let store = Budgeted::new(store, SysTickClock::new(), WriteBudget::DEFAULT);
     let board = Board::open(
         store,

@@ -51,7 +51,7 @@ fn spin(n: u32) {
 }
 
 /// Instructions per tick ×1000, and the cost of an empty `timed`.
-pub fn calibrate() -> (u64, u64) {
+fn calibrate() -> (u64, u64) {
     let ((), overhead) = timed(|| ());
     let ((), t1) = timed(|| spin(black_box(1_000_000)));
     let ((), t2) = timed(|| spin(black_box(6_000_000)));
@@ -64,8 +64,16 @@ pub fn calibrate() -> (u64, u64) {
     (milli, overhead)
 }
 
+/// Start SysTick and calibrate it: the returned function turns the ticks of a [`timed`] call
+/// into guest instructions.
+pub fn start_counting() -> impl Fn(u64) -> u64 {
+    start_systick();
+    let (milli, overhead) = calibrate();
+    move |t: u64| (t.saturating_sub(overhead) * milli + 500) / 1000
+}
+
 /// Start SysTick counting core clock cycles, wrapping every 2^24.
-pub fn start_systick() {
+fn start_systick() {
     let Some(mut cp) = cortex_m::Peripherals::take() else {
         fail("core peripherals taken twice");
     };

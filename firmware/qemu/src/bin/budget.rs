@@ -23,7 +23,7 @@ use pawl_qemu::{QemuBoard, fail, init_heap, open_board};
 
 #[path = "../measure.rs"]
 mod measure;
-use measure::{calibrate, start_systick, timed};
+use measure::{start_counting, timed};
 
 const PAINT: u32 = 0xAAAA_AAAA;
 
@@ -116,9 +116,7 @@ struct Buffers {
 #[entry]
 fn main() -> ! {
     init_heap();
-    start_systick();
-    let (milli, overhead) = calibrate();
-    let instructions = |t: u64| (t.saturating_sub(overhead) * milli + 500) / 1000;
+    let instructions = start_counting();
 
     let (mut board, _) = open_board();
     hprintln!("BUDGET board_size bytes={}", core::mem::size_of_val(&board));

@@ -20,15 +20,15 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use pawl_core::keys::PublicKeyHash;
 use pawl_core::request::ChainId;
-use pawl_core::store::{FORMAT_VERSION, NorStore, NorStoreConfig, Store};
+use pawl_core::store::{FORMAT_VERSION, NorStore, Store};
 use pawl_core::watermark::{MarkId, MarkKind};
 use pawl_qemu::flash::{self, HostFlash};
-use pawl_qemu::state::{self, FileGuard, HostEntropy};
-use pawl_qemu::{fail, init_heap};
+use pawl_qemu::state::FileGuard;
+use pawl_qemu::{fail, init_heap, open_store};
 
 #[path = "../measure.rs"]
 mod measure;
-use measure::{calibrate, start_systick, timed};
+use measure::{start_counting, timed};
 
 /// The costliest step seen: instructions, programs and erases it took.
 #[derive(Default, Clone, Copy)]
@@ -75,18 +75,8 @@ fn idle_step(
 #[entry]
 fn main() -> ! {
     init_heap();
-    start_systick();
-    let (milli, overhead) = calibrate();
-    let instructions = |t: u64| (t.saturating_sub(overhead) * milli + 500) / 1000;
-    let mut entropy = HostEntropy::open().unwrap_or_else(|_| fail("cannot open /dev/urandom"));
-    let key = state::board_key(&mut entropy).unwrap_or_else(|_| fail("board.key"));
-    let flash = HostFlash::open().unwrap_or_else(|_| fail("cannot open flash.bin"));
-    let guard = FileGuard::open().unwrap_or_else(|_| fail("rollback-counter"));
-    let config = NorStoreConfig {
-        region: 0..flash::SIZE as u32,
-        ceiling_ahead: NorStoreConfig::DEFAULT_CEILING_AHEAD,
-    };
-    let mut store = NorStore::new(flash, config, &key, guard).unwrap_or_else(|_| fail("config"));
+    let instructions = start_counting();
+    let (mut store, _) = open_store();
     if store.load(&mut |_| Ok(())).is_err() || store.stamp_format(FORMAT_VERSION).is_err() {
         fail("load an empty store (run in an empty directory)");
     }
