@@ -26,13 +26,17 @@
 //! watermark table is decided in [`room`]; how an operator forgets or lowers marks without
 //! erasing keys, in [`undo`].
 
+mod cometbft;
 mod duty;
+mod events;
 mod host_held;
+mod hsm_check;
 mod jump;
 mod material;
 mod pending;
 mod possession;
 mod room;
+mod selftest;
 mod sign;
 mod undo;
 mod yubihsm;
@@ -386,6 +390,10 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 level,
                 round,
             ),
+            Request::SelfTest(r) => self.selftest(r),
+            Request::Events(r) => self.events(r),
+            Request::HsmCheck(r) => self.hsm_check(r),
+            Request::CometBft(r) => self.cometbft(r),
         }
     }
 

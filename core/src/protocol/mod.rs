@@ -46,9 +46,13 @@
 //!   reads the public key through its session) or, unchecked, [`Request::RegisterHsmKey`];
 //!   a failed exchange is [`Refusal::Hsm`]. The rules are in the board's `yubihsm` module.
 
+pub mod cometbft;
 mod duty;
+pub mod events;
 mod frame;
+pub mod hsm_check;
 mod refusal;
+pub mod selftest;
 
 pub use duty::{Duty, OffDuty, Role};
 pub use frame::{Fed, FrameAccumulator, FrameError, decode_frame, encode_frame};
@@ -353,6 +357,14 @@ pub enum Request<'a> {
         /// Which key.
         pkh: PublicKeyHash,
     },
+    /// `pawl device selftest` ([`selftest`]).
+    SelfTest(selftest::SelfTestRequest),
+    /// Board logs ([`events`]).
+    Events(events::EventsRequest),
+    /// YubiHSM2 checks of `pawl device selftest --yubihsm` ([`hsm_check`]).
+    HsmCheck(hsm_check::HsmCheckRequest),
+    /// CometBFT privval ([`cometbft`]).
+    CometBft(cometbft::CometRequest),
 }
 
 /// One key as the board lists it.
@@ -462,6 +474,14 @@ pub enum Response {
         /// The age file.
         sealed: crate::backup::Sealed,
     },
+    /// Answer to [`Request::SelfTest`].
+    SelfTest(selftest::SelfTestResponse),
+    /// Answer to [`Request::Events`].
+    Events(events::EventsResponse),
+    /// Answer to [`Request::HsmCheck`].
+    HsmCheck(hsm_check::HsmCheckResponse),
+    /// Answer to [`Request::CometBft`].
+    CometBft(cometbft::CometResponse),
 }
 
 /// One exported watermark.

@@ -295,6 +295,10 @@ fn reasking_is_safe(request: &Request<'_>) -> bool {
         | Request::ForgetWatermarks { .. }
         | Request::LowerWatermark { .. }
         | Request::SetJumpLimit { .. } => false,
+        Request::SelfTest(r) => r.reasking_is_safe(),
+        Request::Events(r) => r.reasking_is_safe(),
+        Request::HsmCheck(r) => r.reasking_is_safe(),
+        Request::CometBft(r) => r.reasking_is_safe(),
     }
 }
 
