@@ -112,6 +112,15 @@ pub struct Board<S: Store, E: Entropy, P: Presence> {
     pending: Option<host_held::Pending>,
     /// YubiHSM2 credential, session and pending operation ([`yubihsm`]).
     hsm: yubihsm::Hsm,
+    /// What `pawl device selftest` measures with ([`selftest`]).
+    #[allow(dead_code)] // until the families use them
+    bench: selftest::Bench,
+    /// Board logs kept for the host ([`events`]).
+    #[allow(dead_code)]
+    events: events::EventLog,
+    /// CometBFT signing state in RAM ([`cometbft`]).
+    #[allow(dead_code)]
+    comet: cometbft::CometState,
     scratch: [u8; MAX_RESPONSE],
 }
 
@@ -136,6 +145,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             counters: Counters::default(),
             pending: None,
             hsm: yubihsm::Hsm::default(),
+            bench: selftest::Bench::default(),
+            events: events::EventLog::default(),
+            comet: cometbft::CometState::default(),
             scratch: [0; MAX_RESPONSE],
         };
         board.reload();
