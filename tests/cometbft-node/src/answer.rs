@@ -226,3 +226,84 @@ fn same_block(a: &Option<BlockId>, b: &Option<BlockId>) -> bool {
 fn refused(e: RemoteSignerError) -> Value {
     json!({"answer": "error", "code": e.code, "description": e.description})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tendermint_proto::v0_38::privval::SignedVoteResponse;
+    use tendermint_proto::v0_38::types::Vote as RawVote;
+
+    const CHAIN: &str = "test-chain";
+
+    fn request(block: &str, time: &str) -> Request {
+        serde_json::from_value(json!({"op": "prevote", "height": 5, "round": 0,
+                                      "block": block, "time": time}))
+        .unwrap()
+    }
+
+    fn raw_vote(request: &Request) -> RawVote {
+        match request.message(CHAIN, &[0; 20]).unwrap().sum {
+            Some(Sum::SignVoteRequest(r)) => r.vote.unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The vote signed by `key` over tendermint's sign bytes, as a signer's answer.
+    fn signed(key: &ed25519_consensus::SigningKey, mut vote: RawVote) -> Message {
+        let bytes = tendermint::Vote::try_from(vote.clone())
+            .unwrap()
+            .into_signable_vec(ChainId::try_from(CHAIN.to_string()).unwrap());
+        vote.signature = key.sign(&bytes).to_bytes().to_vec();
+        Message {
+            sum: Some(Sum::SignedVoteResponse(SignedVoteResponse {
+                vote: Some(vote),
+                error: None,
+            })),
+        }
+    }
+
+    #[test]
+    fn flags_bad_signatures_changed_votes_conflicts_and_re_signs() {
+        let key = ed25519_consensus::SigningKey::from([7u8; 32]);
+        let mut checker = Checker {
+            key: Some(key.verification_key()),
+            ..Checker::default()
+        };
+        let a = "aa".repeat(32);
+        let t1 = "2026-01-01T00:00:01Z";
+        let first = request(&a, t1);
+        let good = checker.answer(&first, CHAIN, signed(&key, raw_vote(&first)));
+        assert_eq!(good["sig_ok"], true, "{good}");
+        assert_eq!(good["fields_match"], true);
+        assert_eq!(good["conflict"], false);
+
+        // The signature no longer covers the vote once its timestamp is changed.
+        let Some(Sum::SignedVoteResponse(mut r)) = signed(&key, raw_vote(&first)).sum else {
+            unreachable!()
+        };
+        r.vote.as_mut().unwrap().timestamp.as_mut().unwrap().seconds += 1;
+        let tampered = Message {
+            sum: Some(Sum::SignedVoteResponse(r)),
+        };
+        assert_eq!(checker.answer(&first, CHAIN, tampered)["sig_ok"], false);
+
+        // Another key's signature does not verify.
+        let other = ed25519_consensus::SigningKey::from([8u8; 32]);
+        assert_eq!(
+            checker.answer(&first, CHAIN, signed(&other, raw_vote(&first)))["sig_ok"],
+            false
+        );
+
+        // A signer that answers with another block than asked.
+        let b = "bb".repeat(32);
+        let changed = checker.answer(&first, CHAIN, signed(&key, raw_vote(&request(&b, t1))));
+        assert_eq!(changed["fields_match"], false);
+        // … and that is also a second block at the same height/round/step.
+        assert_eq!(changed["conflict"], true);
+
+        // The same block with a new timestamp: signed again, not a conflict.
+        let later = request(&a, "2026-01-01T00:00:02Z");
+        let resigned = checker.answer(&later, CHAIN, signed(&key, raw_vote(&later)));
+        assert_eq!(resigned["resigned"], true);
+    }
+}
