@@ -6,6 +6,7 @@ extern crate std;
 
 pub mod backup;
 pub mod board;
+pub mod cometbft;
 pub mod digest;
 pub mod encoding;
 pub mod keys;

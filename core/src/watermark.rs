@@ -41,6 +41,10 @@ pub enum MarkKind {
     Preattestation,
     /// `0x13`.
     Attestation,
+    /// A CometBFT key's one mark per chain (`protocol::cometbft`): height as the level, and
+    /// round and step packed into the round (`round × 4 + step`), so that the order of
+    /// (level, round) is CometBFT's order of height, then round, then step.
+    CometBft,
 }
 
 impl MarkKind {
@@ -60,6 +64,7 @@ impl MarkKind {
             MarkKind::Block => "block",
             MarkKind::Preattestation => "preattestation",
             MarkKind::Attestation => "attestation",
+            MarkKind::CometBft => "cometbft",
         }
     }
 
@@ -69,6 +74,7 @@ impl MarkKind {
             MarkKind::Block,
             MarkKind::Preattestation,
             MarkKind::Attestation,
+            MarkKind::CometBft,
         ]
         .into_iter()
         .find(|k| k.name() == name)

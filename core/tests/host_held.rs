@@ -502,10 +502,14 @@ fn stored_key_records_from_before_host_keys_still_load() {
         pop_operational: Some(false),
         jump_limit: None,
         duty: None,
+        cometbft_chain: None,
     };
     let bytes = postcard::to_slice(&host, &mut buf)
         .expect("encode")
         .to_vec();
+    assert_eq!(StoredKey::decode(&bytes).expect("decode"), host);
+    // Without its last byte (the `None` of the CometBFT chain), a record from before CometBFT.
+    let bytes = bytes[..bytes.len() - 1].to_vec();
     assert_eq!(StoredKey::decode(&bytes).expect("decode"), host);
     // Without its last byte (the `None` of the duty), a record from before duties; without
     // two (and the `None` of the jump limit), one from before the jump guard: the same key.

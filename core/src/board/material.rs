@@ -3,6 +3,7 @@
 use super::host_held;
 use crate::keys::{Curve, KeyError, KeyPair, PublicKey, PublicKeyHash, SecretBytes, TezosSigner};
 use crate::policy::Policy;
+use crate::protocol::cometbft::CometChainId;
 use crate::protocol::{Backend, Duty, KeyInfo};
 use crate::store::{HsmLink, StoredKey};
 use crate::yubihsm::AuthKey;
@@ -62,6 +63,7 @@ impl Material {
         pop_operational: bool,
         jump_limit: Option<u32>,
         duty: Duty,
+        cometbft_chain: Option<&CometChainId>,
     ) -> StoredKey {
         let mut stored = match self {
             Material::OnBoard(pair) => StoredKey {
@@ -73,6 +75,7 @@ impl Material {
                 pop_operational: None,
                 jump_limit: None,
                 duty: None,
+                cometbft_chain: None,
             },
             Material::HostHeld { public, .. } => StoredKey {
                 curve: public.curve(),
@@ -83,6 +86,7 @@ impl Material {
                 pop_operational: None,
                 jump_limit: None,
                 duty: None,
+                cometbft_chain: None,
             },
             Material::YubiHsm {
                 public,
@@ -101,11 +105,13 @@ impl Material {
                 pop_operational: None,
                 jump_limit: None,
                 duty: None,
+                cometbft_chain: None,
             },
         };
         stored.pop_operational = Some(pop_operational);
         stored.jump_limit = jump_limit;
         stored.duty = Some(duty);
+        stored.cometbft_chain = cometbft_chain.cloned();
         stored
     }
 
@@ -136,6 +142,8 @@ pub(super) struct KeySlot {
     pub(super) jump_limit: Option<u32>,
     /// Role, standby and signing window on this board (`super::duty`).
     pub(super) duty: Duty,
+    /// The CometBFT chain of a Cosmos key (`super::cometbft`).
+    pub(super) cometbft_chain: Option<CometChainId>,
 }
 
 /// What an operator may change about a key without touching its material.
@@ -144,6 +152,7 @@ pub(super) struct Settings {
     pub(super) pop_operational: bool,
     pub(super) jump_limit: Option<u32>,
     pub(super) duty: Duty,
+    pub(super) cometbft_chain: Option<CometChainId>,
 }
 
 impl KeySlot {
@@ -153,6 +162,7 @@ impl KeySlot {
             pop_operational: self.pop_operational,
             jump_limit: self.jump_limit,
             duty: self.duty,
+            cometbft_chain: self.cometbft_chain.clone(),
         }
     }
 
@@ -161,6 +171,7 @@ impl KeySlot {
         self.pop_operational = s.pop_operational;
         self.jump_limit = s.jump_limit;
         self.duty = s.duty;
+        self.cometbft_chain = s.cometbft_chain;
     }
 
     pub(super) fn info(&self) -> KeyInfo {

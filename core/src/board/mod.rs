@@ -119,7 +119,6 @@ pub struct Board<S: Store, E: Entropy, P: Presence> {
     #[allow(dead_code)]
     events: events::EventLog,
     /// CometBFT signing state in RAM ([`cometbft`]).
-    #[allow(dead_code)]
     comet: cometbft::CometState,
     scratch: [u8; MAX_RESPONSE],
 }
@@ -191,6 +190,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     pop_operational: key.pop_operational.unwrap_or(false),
                     jump_limit: key.jump_limit,
                     duty: key.duty.unwrap_or_default(),
+                    cometbft_chain: key.cometbft_chain.clone(),
                 })
                 .map_err(|_| StoreError::Corrupted)
             }
@@ -462,7 +462,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             .find(|n| self.keys.iter().all(|k| k.slot != *n))
             .ok_or(full)?;
         // A new key may prove possession in operational mode only once allowed to.
-        let stored = material.stored(&policy, false, None, duty);
+        let stored = material.stored(&policy, false, None, duty, None);
         self.store.persist_key(slot_no, &stored)?;
         let slot = KeySlot {
             slot: slot_no,
@@ -471,6 +471,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             pop_operational: false,
             jump_limit: None,
             duty,
+            cometbft_chain: None,
         };
         let info = slot.info();
         // In slot order, as a reload lists them.
@@ -498,9 +499,13 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         let mut new = slot.settings();
         change(&mut new);
         new.duty.validate(slot.material.curve())?;
-        let stored =
-            slot.material
-                .stored(&new.policy, new.pop_operational, new.jump_limit, new.duty);
+        let stored = slot.material.stored(
+            &new.policy,
+            new.pop_operational,
+            new.jump_limit,
+            new.duty,
+            new.cometbft_chain.as_ref(),
+        );
         self.store.persist_key(slot_no, &stored)?;
         self.keys[index].apply(new);
         self.forget_pending();

@@ -44,6 +44,8 @@ const fn request_kind(kind: MarkKind) -> RequestKind {
         MarkKind::Block => RequestKind::Block,
         MarkKind::Preattestation => RequestKind::Preattestation,
         MarkKind::Attestation => RequestKind::Attestation,
+        // A CometBFT vote or proposal: the button shows it as a generic request.
+        MarkKind::CometBft => RequestKind::Generic,
     }
 }
 

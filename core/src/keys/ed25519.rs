@@ -16,6 +16,11 @@ pub(super) fn sign(key: &SigningKey, message: &[u8]) -> Signature {
     Signature::Ed25519(key.sign(&digest).to_bytes())
 }
 
+/// Plain Ed25519 over `message` itself (CometBFT signs its sign bytes as they are).
+pub(super) fn sign_plain(key: &SigningKey, message: &[u8]) -> Signature {
+    Signature::Ed25519(key.sign(message).to_bytes())
+}
+
 pub(super) fn verify(pk: &[u8; 32], message: &[u8], sig: &[u8; 64]) -> Result<(), KeyError> {
     let vk = VerifyingKey::from_bytes(pk).map_err(|_| KeyError::InvalidPublicKey)?;
     let sig = ed25519_dalek::Signature::from_bytes(sig);

@@ -231,6 +231,17 @@ impl KeyPair {
     }
 }
 
+impl KeyPair {
+    /// CometBFT: plain Ed25519 over `message` itself, not over its BLAKE2b digest as for Tezos
+    /// (Ed25519 keys only: [`KeyError::CurveMismatch`] for the others).
+    pub fn sign_plain_ed25519(&self, message: &[u8]) -> Result<Signature, KeyError> {
+        match &self.secret {
+            Secret::Ed25519(k) => Ok(ed25519::sign_plain(k, message)),
+            _ => Err(KeyError::CurveMismatch),
+        }
+    }
+}
+
 impl TezosSigner for KeyPair {
     fn public_key(&self) -> &PublicKey {
         &self.public

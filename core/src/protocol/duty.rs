@@ -27,6 +27,9 @@ pub enum Role {
     /// A tz4 DAL companion key: signs the same attestation bytes as the consensus key and
     /// nothing else (no blocks, no preattestations, no operations).
     Companion,
+    /// A CometBFT validator key (Ed25519): signs the votes and proposals of the one CometBFT
+    /// chain it is pinned to (`protocol::cometbft`) and no Tezos request.
+    Cosmos,
 }
 
 impl Role {
@@ -35,6 +38,7 @@ impl Role {
         match self {
             Role::Consensus => "consensus",
             Role::Companion => "companion",
+            Role::Cosmos => "cosmos",
         }
     }
 }
@@ -75,9 +79,13 @@ pub enum OffDuty {
         /// Last level this board signs.
         until: u32,
     },
-    /// A duty that cannot be held: a companion key that is not tz4, or a window with no level
-    /// in it.
+    /// A duty that cannot be held: a companion key that is not tz4, a Cosmos key that is not
+    /// tz1, or a window with no level in it.
     Invalid,
+    /// A Cosmos key signs CometBFT votes and proposals only, no Tezos request.
+    CosmosSignsCometBftOnly,
+    /// A CometBFT request for a key that is not a Cosmos key.
+    NotCosmos,
 }
 
 impl fmt::Display for OffDuty {
@@ -98,7 +106,13 @@ impl fmt::Display for OffDuty {
                 "level {level} is after the key was retired on this board (last level {until}): another board signs it"
             ),
             OffDuty::Invalid => f.write_str(
-                "invalid duty: a companion key must be tz4, and the first level may not be above the last",
+                "invalid duty: a companion key must be tz4, a cosmos key tz1, and the first level may not be above the last",
+            ),
+            OffDuty::CosmosSignsCometBftOnly => {
+                f.write_str("a cosmos key signs CometBFT votes and proposals only")
+            }
+            OffDuty::NotCosmos => f.write_str(
+                "this key is not a cosmos key: pin it to a CometBFT chain first (provisioning mode)",
             ),
         }
     }
@@ -109,6 +123,9 @@ impl Duty {
     pub fn check(&self, kind: RequestKind, level: Option<u32>) -> Result<(), OffDuty> {
         if self.standby {
             return Err(OffDuty::Standby);
+        }
+        if self.role == Role::Cosmos {
+            return Err(OffDuty::CosmosSignsCometBftOnly);
         }
         if self.role == Role::Companion && kind != RequestKind::Attestation {
             return Err(OffDuty::CompanionSignsAttestationsOnly);
@@ -131,6 +148,9 @@ impl Duty {
     /// Whether a key of `curve` can hold this duty.
     pub fn validate(&self, curve: Curve) -> Result<(), OffDuty> {
         if self.role == Role::Companion && curve != Curve::Bls12_381 {
+            return Err(OffDuty::Invalid);
+        }
+        if self.role == Role::Cosmos && curve != Curve::Ed25519 {
             return Err(OffDuty::Invalid);
         }
         if let (Some(from), Some(until)) = (self.from_level, self.until_level)

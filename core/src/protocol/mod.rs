@@ -364,7 +364,7 @@ pub enum Request<'a> {
     /// YubiHSM2 checks of `pawl device selftest --yubihsm` ([`hsm_check`]).
     HsmCheck(hsm_check::HsmCheckRequest),
     /// CometBFT privval ([`cometbft`]).
-    CometBft(cometbft::CometRequest),
+    CometBft(#[serde(borrow)] cometbft::CometRequest<'a>),
 }
 
 /// One key as the board lists it.

@@ -102,6 +102,9 @@ pub enum Refusal {
     /// other than an attestation, or a level outside the window this board signs
     /// ([`Request::SetDuty`](super::Request::SetDuty)).
     OffDuty(super::OffDuty),
+    /// A CometBFT request refused by the chain, height/round/step or sign-bytes rules
+    /// ([`cometbft`](super::cometbft)).
+    CometBft(super::cometbft::CometError),
 }
 
 impl fmt::Display for Refusal {
@@ -158,6 +161,7 @@ impl fmt::Display for Refusal {
                 "{kind} level {level} is more than {limit} levels (the key's jump limit) above high watermark {mark_level}: not confirmed on the device"
             ),
             Refusal::OffDuty(e) => write!(f, "{e}"),
+            Refusal::CometBft(e) => write!(f, "{e}"),
         }
     }
 }
@@ -185,6 +189,11 @@ impl From<KeyError> for Refusal {
 impl From<super::OffDuty> for Refusal {
     fn from(e: super::OffDuty) -> Self {
         Refusal::OffDuty(e)
+    }
+}
+impl From<super::cometbft::CometError> for Refusal {
+    fn from(e: super::cometbft::CometError) -> Self {
+        Refusal::CometBft(e)
     }
 }
 impl From<StoreError> for Refusal {

@@ -85,9 +85,9 @@ impl core::error::Error for StoreError {}
 ///
 /// Encoded with postcard in field order. `host_public` was appended for host-held keys,
 /// `hsm` after it for YubiHSM2 keys, `pop_operational` after that for the
-/// proof-of-possession permission, `jump_limit` for the jump guard and `duty` last for the
-/// key's lifecycle; a record written before any of them existed ends early and decodes with
-/// them `None` ([`StoredKey::decode`]). New fields are only ever appended, as
+/// proof-of-possession permission, `jump_limit` for the jump guard, `duty` for the key's
+/// lifecycle and `cometbft_chain` last for CometBFT keys; a record written before any of them
+/// existed ends early and decodes with them `None` ([`StoredKey::decode`]). New fields are only ever appended, as
 /// `Option`s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
@@ -113,6 +113,9 @@ pub struct StoredKey {
     /// The key's duty on this board (role, standby, signing window); `None` (a record from
     /// before duties existed) is the default duty.
     pub duty: Option<crate::protocol::Duty>,
+    /// The CometBFT chain a Cosmos key is pinned to (`protocol::cometbft`); `None` (also a
+    /// record from before CometBFT) for every other key.
+    pub cometbft_chain: Option<crate::protocol::cometbft::CometChainId>,
 }
 
 /// A YubiHSM2 key's place: the authentication key the board opens sessions with, and the
@@ -127,7 +130,7 @@ pub struct HsmLink {
 
 impl StoredKey {
     /// Decode postcard bytes, accepting records written before `host_public`, `hsm`,
-    /// `pop_operational`, `jump_limit` or `duty` existed.
+    /// `pop_operational`, `jump_limit`, `duty` or `cometbft_chain` existed.
     pub fn decode(bytes: &[u8]) -> Result<StoredKey, StoreError> {
         let ((curve, secret, policy), rest) =
             postcard::take_from_bytes::<(Curve, SecretBytes, Policy)>(bytes)
@@ -137,6 +140,7 @@ impl StoredKey {
         let (pop_operational, rest) = optional::<bool>(rest)?;
         let (jump_limit, rest) = optional::<u32>(rest)?;
         let (duty, rest) = optional::<crate::protocol::Duty>(rest)?;
+        let (cometbft_chain, rest) = optional::<crate::protocol::cometbft::CometChainId>(rest)?;
         if !rest.is_empty() {
             return Err(StoreError::Corrupted);
         }
@@ -149,6 +153,7 @@ impl StoredKey {
             pop_operational,
             jump_limit,
             duty,
+            cometbft_chain,
         })
     }
 }

@@ -354,6 +354,8 @@ impl Harness {
                             MarkKind::Block => 0x11,
                             MarkKind::Preattestation => 0x12,
                             MarkKind::Attestation => 0x13,
+                            // No Tezos release shares a CometBFT mark.
+                            MarkKind::CometBft => 0x00,
                         };
                         self.releases
                             .retain(|pos, _| (pos.0, pos.1, pos.2) != (id.chain.0, id.key, magic));

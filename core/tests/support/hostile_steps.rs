@@ -242,6 +242,7 @@ impl Harness {
                         };
                         fuzz::attestation(&mut self.rng, 0x13, tag, chain, level, round)
                     }
+                    MarkKind::CometBft => unreachable!("the kinds drawn are Tezos kinds"),
                 }
             }
             76..89 => fuzz::generic(&mut self.rng),

@@ -100,6 +100,7 @@ pub fn payload(
         (MarkKind::Attestation, false) => consensus(0x13, 21, chain, level, round, byte),
         (MarkKind::Preattestation, true) => consensus(0x12, 40, chain, level, round, byte),
         (MarkKind::Attestation, true) => consensus(0x13, 41, chain, level, round, byte),
+        (MarkKind::CometBft, _) => panic!("a Tezos run makes no CometBFT request"),
     }
 }
 

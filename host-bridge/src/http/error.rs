@@ -113,6 +113,8 @@ pub fn refusal_status(refusal: &Refusal) -> (StatusCode, &'static str) {
         Refusal::NotBelowMark { .. } => (StatusCode::CONFLICT, "refused_watermark"),
         // A jump far above the mark, not confirmed on the board.
         Refusal::TooFarAhead { .. } => (StatusCode::FORBIDDEN, "not_confirmed"),
+        // A CometBFT request the board's chain or height/round/step rules refuse.
+        Refusal::CometBft(_) => (StatusCode::FORBIDDEN, "refused_cometbft"),
     }
 }
 

@@ -35,6 +35,7 @@ pub fn file_name(kind: MarkKind) -> &'static str {
         MarkKind::Block => FILES[0].0,
         MarkKind::Preattestation => FILES[1].0,
         MarkKind::Attestation => FILES[2].0,
+        MarkKind::CometBft => "cometbft_high_watermarks",
     }
 }
 

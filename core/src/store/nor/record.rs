@@ -67,6 +67,7 @@ pub(super) fn kind_byte(kind: MarkKind) -> u8 {
         MarkKind::Block => 0,
         MarkKind::Preattestation => 1,
         MarkKind::Attestation => 2,
+        MarkKind::CometBft => 3,
     }
 }
 
@@ -75,6 +76,7 @@ pub(super) fn kind_of(byte: u8) -> Option<MarkKind> {
         0 => Some(MarkKind::Block),
         1 => Some(MarkKind::Preattestation),
         2 => Some(MarkKind::Attestation),
+        3 => Some(MarkKind::CometBft),
         _ => None,
     }
 }
