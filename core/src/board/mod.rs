@@ -42,6 +42,7 @@ mod undo;
 mod yubihsm;
 
 pub use jump::DEFAULT_JUMP_LIMIT;
+pub use selftest::{Instruments, TEST_MESSAGE};
 pub use room::{ANY_CHAIN_QUOTA, KEY_MINIMUM, quota};
 
 use material::{KeySlot, Material, Settings};
@@ -69,6 +70,13 @@ pub trait Presence {
     /// Ask the operator to confirm signing a `kind` request with `key`; `true` only after a
     /// physical press within the board's timeout.
     fn confirm(&mut self, key: &PublicKeyHash, kind: RequestKind) -> bool;
+
+    /// The self-test's button check (`pawl device selftest`): wait for one press within the
+    /// board's confirmation window. `Some(true)` after a press, `Some(false)` without one,
+    /// `None` when the board has no button it can test (the default).
+    fn wait_press(&mut self) -> Option<bool> {
+        None
+    }
 }
 
 /// A board without a button: every confirmation is refused.
@@ -113,7 +121,6 @@ pub struct Board<S: Store, E: Entropy, P: Presence> {
     /// YubiHSM2 credential, session and pending operation ([`yubihsm`]).
     hsm: yubihsm::Hsm,
     /// What `pawl device selftest` measures with ([`selftest`]).
-    #[allow(dead_code)] // until the families use them
     bench: selftest::Bench,
     /// Board logs kept for the host ([`events`]).
     #[allow(dead_code)]

@@ -358,7 +358,7 @@ pub enum Request<'a> {
         pkh: PublicKeyHash,
     },
     /// `pawl device selftest` ([`selftest`]).
-    SelfTest(selftest::SelfTestRequest),
+    SelfTest(#[serde(borrow)] selftest::SelfTestRequest<'a>),
     /// Board logs ([`events`]).
     Events(events::EventsRequest),
     /// YubiHSM2 checks of `pawl device selftest --yubihsm` ([`hsm_check`]).

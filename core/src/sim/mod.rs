@@ -11,6 +11,7 @@
 //! | `board.key` | the board key sealing secret keys in `flash.bin` (the RP2350 keeps it in OTP) |
 //! | `rollback-counter` | number of the newest record written (the RP2350 keeps it in OTP) |
 //! | `board.lock` | held while a process runs the board |
+//! | `selftest-scratch.bin` | the self-test's scratch "flash sector" ([`bench`]), never the store |
 //!
 //! Keys here live on the host's disk: this is a software signer, for trying pawl out and for
 //! tests. The bridge logs a loud warning when it runs one.
@@ -27,6 +28,7 @@ use crate::protocol::{FrameError, Mode};
 use crate::store::{BoardKey, Budgeted, Clock, NorStore, NorStoreConfig, WriteBudget};
 
 mod behind;
+pub mod bench;
 pub mod flash;
 pub mod guard;
 
@@ -114,7 +116,8 @@ impl VirtualBoard {
         let store = NorStore::with_durability(flash, config, &key, guard, durability)
             .map_err(|e| io::Error::other(std::format!("flash store: {e}")))?;
         let store = Budgeted::new(store, HostClock::start(), WriteBudget::DEFAULT);
-        let board = Board::open(store, OsEntropy, NoButton, mode, VIRTUAL_INFO);
+        let mut board = Board::open(store, OsEntropy, NoButton, mode, VIRTUAL_INFO);
+        board.lend(bench::SimBench::leak(dir));
         Ok(VirtualBoard {
             board,
             dir: dir.to_path_buf(),
