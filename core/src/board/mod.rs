@@ -123,7 +123,6 @@ pub struct Board<S: Store, E: Entropy, P: Presence> {
     /// What `pawl device selftest` measures with ([`selftest`]).
     bench: selftest::Bench,
     /// Board logs kept for the host ([`events`]).
-    #[allow(dead_code)]
     events: events::EventLog,
     /// CometBFT signing state in RAM ([`cometbft`]).
     comet: cometbft::CometState,
@@ -156,6 +155,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             comet: cometbft::CometState::default(),
             scratch: [0; MAX_RESPONSE],
         };
+        board.note_boot(mode);
         board.reload();
         board
     }
@@ -174,6 +174,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             }
         };
         self.hsm.credential = self.newest_hsm_credential();
+        self.note_store();
     }
 
     /// The YubiHSM2 authentication key of the newest HSM key: the one sessions are opened with.
@@ -230,6 +231,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             Ok(envelope) => (envelope.id, self.handle(envelope.message)),
             Err(e) => {
                 self.counters.refusals = self.counters.refusals.saturating_add(1);
+                self.note_refused(None, Refusal::Frame(e));
                 (0, Response::Refused(Refusal::Frame(e)))
             }
         };
@@ -245,12 +247,17 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         if self.health != StoreHealth::Ok {
             return Ok(false);
         }
-        self.store.reserve_ahead()
+        let before = self.erased();
+        let moved = self.store.reserve_ahead();
+        self.note_erased(before);
+        moved
     }
 
     /// Answer one request.
     pub fn handle(&mut self, request: Request<'_>) -> Response {
+        let before = self.note_before(&request);
         let response = self.answer(request).unwrap_or_else(Response::Refused);
+        self.note_after(before, &response);
         match response {
             Response::Refused(_) => {
                 self.counters.refusals = self.counters.refusals.saturating_add(1)

@@ -73,7 +73,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 // A write the budget would refuse is refused before the operator is asked.
                 self.store.may_persist(id, *level, *round)?;
             }
-            if !self.presence.confirm(pkh, parsed.kind) {
+            if !self.confirm(pkh, parsed.kind) {
                 return Err(jump.unwrap_or(Refusal::NotConfirmed));
             }
         }

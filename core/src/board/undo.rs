@@ -73,7 +73,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         let Some(first) = doomed.first() else {
             return Ok(Response::Done);
         };
-        if !self.presence.confirm(pkh, request_kind(first.kind)) {
+        if !self.confirm(pkh, request_kind(first.kind)) {
             return Err(Refusal::NotConfirmed);
         }
         self.store.forget_marks(&doomed)?;
@@ -107,7 +107,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 mark_round: mark.round,
             });
         }
-        if !self.presence.confirm(&id.key, request_kind(id.kind)) {
+        if !self.confirm(&id.key, request_kind(id.kind)) {
             return Err(Refusal::NotConfirmed);
         }
         self.store.lower_mark(id, level, round)?;

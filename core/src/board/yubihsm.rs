@@ -89,7 +89,7 @@ struct Operation {
 
 /// What an HSM exchange is for.
 #[derive(Clone)]
-enum Work {
+pub(super) enum Work {
     /// Sign `digest` with HSM key `key`; the mark, if any, is durable and approved in RAM.
     Sign {
         key: PublicKeyHash,
@@ -113,6 +113,8 @@ enum Work {
         domains: u16,
         policy: Policy,
     },
+    /// `pawl device selftest --yubihsm` ([`super::hsm_check`]).
+    Check(super::hsm_check::Check),
 }
 
 impl Work {
@@ -134,6 +136,7 @@ impl Work {
                 domains,
                 ..
             } => Command::generate(*curve, *key_id, label, *domains).map_err(Refusal::Hsm),
+            Work::Check(check) => check.command(),
         }
     }
 }
@@ -167,7 +170,11 @@ pub(super) fn material(
 
 /// The HSM's signature over `digest`, brought to the form Octez accepts (tz2 low-S) and
 /// verified under `public`.
-fn verify(public: &PublicKey, digest: &[u8; 32], raw: &[u8; 64]) -> Result<Signature, KeyError> {
+pub(super) fn verify(
+    public: &PublicKey,
+    digest: &[u8; 32],
+    raw: &[u8; 64],
+) -> Result<Signature, KeyError> {
     let signature = match public {
         PublicKey::Secp256k1(_) => Signature::Secp256k1(secp256k1_normalize(raw)?),
         PublicKey::P256(_) => Signature::P256(*raw),
@@ -201,7 +208,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     }
 
     /// The authentication key set up for registering keys.
-    fn hsm_credential(&self) -> Result<AuthKey, Refusal> {
+    pub(super) fn hsm_credential(&self) -> Result<AuthKey, Refusal> {
         self.hsm
             .credential
             .clone()
@@ -311,12 +318,16 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         match work {
             Work::Sign { key, .. } => Ok(self.hsm_key(key)?.0),
             Work::Import { .. } | Work::Generate { .. } => self.hsm_credential(),
+            Work::Check(check) => match check.key() {
+                Some(pkh) => Ok(self.hsm_key(pkh)?.0),
+                None => self.hsm_credential(),
+            },
         }
     }
 
     /// Begin (or restart) an operation: its command in the open session, or a new session
     /// first.
-    fn hsm_begin(&mut self, work: Work, reopened: bool) -> Result<Response, Refusal> {
+    pub(super) fn hsm_begin(&mut self, work: Work, reopened: bool) -> Result<Response, Refusal> {
         // A replaced operation may have left a command outstanding: that session is spent.
         if self
             .hsm
@@ -383,6 +394,19 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         Ok((Step::Command(cmd.code), n))
     }
 
+    /// The next command of an operation whose previous command was answered, in the open
+    /// session.
+    pub(super) fn hsm_continue(&mut self, work: Work, reopened: bool) -> Result<Response, Refusal> {
+        let mut buf = [0u8; 128];
+        let (step, n) = self.hsm_seal(&work, &mut buf)?;
+        self.hsm.pending = Some(Operation {
+            work,
+            step,
+            reopened,
+        });
+        relay(&buf[..n])
+    }
+
     /// `HsmReply`: the HSM's answer to the last `RelayToHsm`.
     pub(super) fn hsm_reply(&mut self, reply: &[u8]) -> Result<Response, Refusal> {
         self.healthy()?;
@@ -429,8 +453,14 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             .ok_or(Refusal::Hsm(HsmError::NotSetUp))?;
         let data = match session.open(code, reply, &mut out) {
             Ok(data) => data,
-            // Authenticated refusal: the session is sound.
-            Err(e @ HsmError::Refused { .. }) => return Err(Refusal::Hsm(e)),
+            // Authenticated refusal: the session is sound (a check may carry on: it deletes
+            // its throw-away key even after one).
+            Err(e @ HsmError::Refused { .. }) => {
+                return match op.work {
+                    Work::Check(check) => self.hsm_check_answer(check, Err(e), op.reopened),
+                    _ => Err(Refusal::Hsm(e)),
+                };
+            }
             // Expired or reset: one fresh session for this operation. The command did not run
             // (the HSM refused the session), so sending it again is safe.
             Err(HsmError::Device { .. }) if !op.reopened => {
@@ -461,15 +491,9 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                     curve: Some(curve),
                     policy,
                 };
-                let mut buf = [0u8; 128];
-                let (step, n) = self.hsm_seal(&work, &mut buf)?;
-                self.hsm.pending = Some(Operation {
-                    work,
-                    step,
-                    reopened: op.reopened,
-                });
-                relay(&buf[..n])
+                self.hsm_continue(work, op.reopened)
             }
+            Work::Check(check) => self.hsm_check_answer(check, Ok(data), op.reopened),
             Work::Import {
                 key_id,
                 expect,

@@ -1,6 +1,7 @@
 //! The few YubiHSM2 commands the board sends inside a session, and strict parsers for their
 //! replies (Yubico "Commands": Sign ECDSA 0x56, Sign EdDSA 0x6a, Get Public Key 0x54,
-//! Generate Asymmetric Key 0x46).
+//! Generate Asymmetric Key 0x46, and for `pawl device selftest --yubihsm` Echo 0x01 and
+//! Delete Object 0x58).
 
 use super::{HsmError, code};
 use crate::keys::{Curve, PublicKey};
@@ -18,6 +19,12 @@ const ALGORITHM_ED25519: u8 = 0x2e;
 /// leaves the HSM, not even wrapped.
 const CAPABILITY_SIGN_ECDSA: u64 = 0x80;
 const CAPABILITY_SIGN_EDDSA: u64 = 0x100;
+
+/// YubiHSM2 object type of an asymmetric key.
+const OBJECT_TYPE_ASYMMETRIC_KEY: u8 = 0x03;
+
+/// Bytes an [`Command::echo`] sends.
+pub const ECHO_LEN: usize = 8;
 
 /// Length of a YubiHSM2 object label.
 pub const LABEL_LEN: usize = 40;
@@ -70,6 +77,30 @@ impl Command {
     /// Get Public Key of `key`.
     pub fn get_public_key(key: ObjectId) -> Command {
         Command::with_key(code::GET_PUBLIC_KEY, key, None)
+    }
+
+    /// Echo: the HSM answers with the same bytes.
+    pub fn echo(bytes: &[u8; ECHO_LEN]) -> Command {
+        let mut data = [0u8; MAX_DATA];
+        data[..ECHO_LEN].copy_from_slice(bytes);
+        Command {
+            code: code::ECHO,
+            data,
+            len: ECHO_LEN,
+        }
+    }
+
+    /// Delete Object: asymmetric key `key` (object id, then the object type, Yubico's
+    /// "Asymmetric Key" type 0x03).
+    pub fn delete_asymmetric_key(key: ObjectId) -> Command {
+        let mut data = [0u8; MAX_DATA];
+        data[..2].copy_from_slice(&key.to_be_bytes());
+        data[2] = OBJECT_TYPE_ASYMMETRIC_KEY;
+        Command {
+            code: code::DELETE_OBJECT,
+            data,
+            len: 3,
+        }
     }
 
     /// Generate Asymmetric Key: a `curve` key with id `key` (0: the HSM picks one), `label`

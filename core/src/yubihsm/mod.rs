@@ -21,6 +21,8 @@ use crate::keys::SecretBytes;
 
 /// Command codes (Yubico "Commands"); a reply carries `code | REPLY`, an error `ERROR`.
 pub mod code {
+    /// Echo.
+    pub const ECHO: u8 = 0x01;
     /// Create Session.
     pub const CREATE_SESSION: u8 = 0x03;
     /// Authenticate Session.
@@ -31,6 +33,8 @@ pub mod code {
     pub const GENERATE_ASYMMETRIC_KEY: u8 = 0x46;
     /// Get Public Key.
     pub const GET_PUBLIC_KEY: u8 = 0x54;
+    /// Delete Object.
+    pub const DELETE_OBJECT: u8 = 0x58;
     /// Sign ECDSA.
     pub const SIGN_ECDSA: u8 = 0x56;
     /// Sign EdDSA.
