@@ -10,6 +10,8 @@
 //! | `GET /admin/messages` | the last 10,000 raw messages received and their answers, hex (what a host on the path saw) |
 //! | `POST /admin/generate` `{"curve": "ed25519"\|"secp256k1"\|"p256", "key_id"?}` | a key made inside the mock: `{key_id, curve, public_key}` (Tezos base58) |
 //! | `GET /admin/key/{id}` | what the HSM holds under asymmetric key `id`, read with the crate's own client: `{key_id, curve, public_key, capabilities, exportable, origin, label}` (404 if none) |
+//! | `GET /admin/objects` | every object the HSM holds (List Objects through the crate's own client): `{objects: [{id, type, label}]}` |
+//! | `POST /admin/replace` `{"key_id"}` | a new key of the same curve under the same id (the HSM now holds another key than a board registered): `{key_id, public_key}` |
 //!
 //! Failures are answered as a real YubiHSM2 answers them through its connector: HTTP 200 with a
 //! device error message `7f 00 01 CODE` — an unknown session `INVALID_SESSION` (0x03), a message
@@ -155,14 +157,15 @@ fn build(material: &Material) -> Result<Connector, String> {
     let connector = Connector::mockhsm();
     let client = admin_client(&connector)?;
     // What the board's authentication key needs: sign, and generate keys that may only sign
-    // (Get Public Key needs no capability).
+    // (Get Public Key needs no capability), and delete them (`pawl device selftest
+    // --yubihsm`'s throw-away keys).
     let caps = Capability::SIGN_ECDSA | Capability::SIGN_EDDSA;
     client
         .put_authentication_key(
             material.auth_key_id,
             Label::from("pawl-board"),
             Domain::DOM1,
-            caps | Capability::GENERATE_ASYMMETRIC_KEY,
+            caps | Capability::GENERATE_ASYMMETRIC_KEY | Capability::DELETE_ASYMMETRIC_KEY,
             caps,
             yubihsm::authentication::Algorithm::YubicoAes,
             yubihsm::authentication::Key::derive_from_password(material.auth_password.as_bytes()),
@@ -371,6 +374,72 @@ async fn admin_key(
     }
 }
 
+/// `GET /admin/objects`: List Objects, as the crate's own client reads it.
+async fn admin_objects(State(s): State<Shared>) -> Response {
+    let sim = lock(&s);
+    let client = match admin_client(&sim.connector) {
+        Ok(c) => c,
+        Err(m) => return error(StatusCode::INTERNAL_SERVER_ERROR, &m),
+    };
+    let listed = match client.list_objects(&[]) {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("list: {e}")),
+    };
+    let mut objects = Vec::new();
+    for entry in listed {
+        let label = client
+            .get_object_info(entry.object_id, entry.object_type)
+            .map(|i| i.label.to_string())
+            .unwrap_or_default();
+        objects.push(json!({
+            "id": entry.object_id,
+            "type": format!("{:?}", entry.object_type).to_ascii_lowercase(),
+            "label": label,
+        }));
+    }
+    Json(json!({ "objects": objects })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceBody {
+    key_id: u16,
+}
+
+/// `POST /admin/replace`: another key of the same curve under `key_id`.
+async fn admin_replace(State(s): State<Shared>, body: axum::body::Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<ReplaceBody>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "body is not {key_id}");
+    };
+    let mut sim = lock(&s);
+    let Some(at) = sim.material.keys.iter().position(|k| k.0 == body.key_id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no key the simulator put in under that id",
+        );
+    };
+    let curve = sim.material.keys[at].1;
+    let replaced = new_secret(curve).and_then(|secret| {
+        let client = admin_client(&sim.connector)?;
+        client
+            .delete_object(body.key_id, yubihsm::object::Type::AsymmetricKey)
+            .map_err(|e| format!("delete {}: {e}", body.key_id))?;
+        put_key(&client, body.key_id, curve, &secret)?;
+        Ok(secret)
+    });
+    match replaced {
+        Ok(secret) => {
+            sim.material.keys[at].2 = secret;
+            match public_key(&sim.connector, body.key_id, curve) {
+                Ok(pk) => Json(json!({"key_id": body.key_id, "public_key": pk.to_b58().as_str()}))
+                    .into_response(),
+                Err(m) => error(StatusCode::INTERNAL_SERVER_ERROR, &m),
+            }
+        }
+        Err(m) => error(StatusCode::BAD_REQUEST, &m),
+    }
+}
+
 /// Run the simulator until SIGTERM/SIGINT or the parent's exit.
 pub fn run(args: Args) -> Result<(), String> {
     if args.auth_key_id == 1 {
@@ -420,6 +489,8 @@ async fn serve(args: Args) -> Result<(), String> {
         .route("/admin/messages", get(messages))
         .route("/admin/generate", post(admin_generate))
         .route("/admin/key/{id}", get(admin_key))
+        .route("/admin/objects", get(admin_objects))
+        .route("/admin/replace", post(admin_replace))
         .with_state(Arc::new(Mutex::new(sim)));
     println!("url: http://127.0.0.1:{}", addr.port());
     for line in created {
