@@ -31,6 +31,8 @@ use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, Signature};
 use serde::{Deserialize, Serialize};
 
+use super::retry::{Attempt, GaveUp};
+
 /// The file `pawl keys import --backend azure` writes in the home directory.
 pub const KEYS_FILE: &str = "azure_keys.json";
 
@@ -268,8 +270,10 @@ impl AzureKeyring {
             key_version: version.map(str::to_string),
             ..Default::default()
         };
-        let deadline = Instant::now() + self.settings.sign_deadline;
-        let key = retrying(deadline, || client.get_key(key, Some(options.clone()))).await?;
+        let key = retrying(self.settings.sign_deadline, || {
+            client.get_key(key, Some(options.clone()))
+        })
+        .await?;
         let key = key
             .into_model()
             .map_err(|e| AzureError::BadAnswer(e.to_string()))?;
@@ -347,8 +351,7 @@ impl AzureKeyring {
             key_version: key.version.clone(),
             ..Default::default()
         };
-        let deadline = Instant::now() + self.settings.sign_deadline;
-        let answer = retrying(deadline, || {
+        let answer = retrying(self.settings.sign_deadline, || {
             let params = SignParameters {
                 algorithm: Some(algorithm.clone()),
                 value: Some(digest.to_vec()),
@@ -418,68 +421,69 @@ fn keyring_error(e: AzureError) -> super::KeyringError {
     }
 }
 
-/// Run `call` until it succeeds, a non-retryable error, or `deadline`.
-async fn retrying<T, F, Fut>(deadline: Instant, mut call: F) -> Result<T, AzureError>
+/// Run `call` until it succeeds, fails for good, or `budget` has passed ([`super::retry`]).
+async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, AzureError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = azure_core::Result<T>>,
 {
-    let started = Instant::now();
-    let deadline_ms = deadline.saturating_duration_since(started).as_millis();
-    let mut attempts = 0u32;
-    let mut backoff = Duration::from_millis(50);
-    let mut last = String::from("none");
-    loop {
-        attempts += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let outcome = match tokio::time::timeout(remaining, call()).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                let last = format!("no answer before the deadline (previous failure: {last})");
-                return Err(AzureError::Timeout {
-                    attempts,
-                    deadline_ms,
-                    last,
-                });
-            }
-        };
-        let error = match outcome {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        let status = error.http_status().map(u16::from);
-        let throttled = status == Some(429);
-        let wait = match status {
-            Some(429) => retry_after(&error).unwrap_or(backoff),
-            Some(408 | 500 | 502 | 503 | 504) | None => backoff,
-            Some(status) => {
-                return Err(AzureError::Refused {
-                    status,
-                    message: error.to_string(),
-                });
-            }
-        };
-        last = match status {
-            Some(s) => format!("HTTP {s}"),
-            None => error.to_string(),
-        };
-        tracing::warn!(attempt = attempts, wait_ms = wait.as_millis() as u64, last = %last, "Key Vault: retrying");
-        if Instant::now() + wait >= deadline {
-            return Err(if throttled {
-                AzureError::Throttled {
-                    attempts,
-                    deadline_ms,
-                }
-            } else {
-                AzureError::Timeout {
-                    attempts,
-                    deadline_ms,
-                    last,
-                }
-            });
+    super::retry::retrying("Key Vault", budget, |_| {
+        let answer = call();
+        async move { attempt(answer.await) }
+    })
+    .await
+}
+
+/// What one Key Vault answer means: 429 is throttling (wait as `Retry-After` says), 408/5xx
+/// and no HTTP answer at all are worth another attempt, any other status is final.
+fn attempt<T>(outcome: azure_core::Result<T>) -> Attempt<T, AzureError> {
+    let error = match outcome {
+        Ok(v) => return Attempt::Done(v),
+        Err(e) => e,
+    };
+    match error.http_status().map(u16::from) {
+        Some(429) => Attempt::Retry {
+            what: "HTTP 429".into(),
+            throttled: true,
+            wait: retry_after(&error),
+        },
+        Some(status @ (408 | 500 | 502 | 503 | 504)) => Attempt::Retry {
+            what: format!("HTTP {status}"),
+            throttled: false,
+            wait: None,
+        },
+        None => Attempt::Retry {
+            what: error.to_string(),
+            throttled: false,
+            wait: None,
+        },
+        Some(status) => Attempt::Fatal(AzureError::Refused {
+            status,
+            message: error.to_string(),
+        }),
+    }
+}
+
+impl From<GaveUp> for AzureError {
+    fn from(g: GaveUp) -> AzureError {
+        match g {
+            GaveUp::Throttled {
+                attempts,
+                deadline_ms,
+            } => AzureError::Throttled {
+                attempts,
+                deadline_ms,
+            },
+            GaveUp::Timeout {
+                attempts,
+                deadline_ms,
+                last,
+            } => AzureError::Timeout {
+                attempts,
+                deadline_ms,
+                last,
+            },
         }
-        tokio::time::sleep(wait).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 

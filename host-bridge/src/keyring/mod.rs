@@ -47,6 +47,7 @@ pub mod aws;
 pub mod azure;
 pub mod gcp;
 pub mod pkcs11;
+pub mod retry;
 
 use std::collections::HashMap;
 use std::future::Future;

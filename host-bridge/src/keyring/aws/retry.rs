@@ -4,12 +4,13 @@
 //! says may be retried, timeouts and connection (I/O) failures. Anything else fails at once.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use super::AwsError;
+use crate::keyring::retry::{Attempt, GaveUp};
 
 /// What one failed call means for the retry loop.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,57 +72,52 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     }
 }
 
-/// Run `call` until it succeeds, fails for good, or `budget` has passed.
+/// Run `call` until it succeeds, fails for good, or `budget` has passed ([`crate::keyring::retry`]).
 pub(super) async fn retrying<T, E, F, Fut>(budget: Duration, mut call: F) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let deadline = Instant::now() + budget;
-    let deadline_ms = budget.as_millis();
-    let mut attempts = 0u32;
-    let mut backoff = Duration::from_millis(50);
-    let mut last = String::from("none");
-    loop {
-        attempts += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let outcome = match tokio::time::timeout(remaining, call()).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                let last = format!("no answer before the deadline (previous failure: {last})");
-                return Err(AwsError::Timeout {
-                    attempts,
-                    deadline_ms,
-                    last,
-                });
+    crate::keyring::retry::retrying("AWS KMS", budget, |_| {
+        let answer = call();
+        async move {
+            let error = match answer.await {
+                Ok(v) => return Attempt::Done(v),
+                Err(e) => e,
+            };
+            match classify(&error) {
+                (Class::Fatal, what) => Attempt::Fatal(AwsError::Refused(what)),
+                (class, what) => Attempt::Retry {
+                    what,
+                    throttled: class == Class::Throttled,
+                    wait: None,
+                },
             }
-        };
-        let error = match outcome {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        let (class, what) = classify(&error);
-        if class == Class::Fatal {
-            return Err(AwsError::Refused(what));
         }
-        last = what;
-        tracing::warn!(attempt = attempts, wait_ms = backoff.as_millis() as u64, last = %last, "AWS KMS: retrying");
-        if Instant::now() + backoff >= deadline {
-            return Err(if class == Class::Throttled {
-                AwsError::Throttled {
-                    attempts,
-                    deadline_ms,
-                }
-            } else {
-                AwsError::Timeout {
-                    attempts,
-                    deadline_ms,
-                    last,
-                }
-            });
+    })
+    .await
+}
+
+impl From<GaveUp> for AwsError {
+    fn from(g: GaveUp) -> AwsError {
+        match g {
+            GaveUp::Throttled {
+                attempts,
+                deadline_ms,
+            } => AwsError::Throttled {
+                attempts,
+                deadline_ms,
+            },
+            GaveUp::Timeout {
+                attempts,
+                deadline_ms,
+                last,
+            } => AwsError::Timeout {
+                attempts,
+                deadline_ms,
+                last,
+            },
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }

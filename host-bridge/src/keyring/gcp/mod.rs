@@ -25,7 +25,8 @@ mod auth;
 mod import;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -35,6 +36,7 @@ use serde_json::{Value, json};
 
 pub use import::{ImportArgs, import};
 
+use super::retry::{Attempt, GaveUp};
 use super::{Failure, FieldError, HostKeyring, KeyFile, KeyRecord, KeyringError, SignFuture};
 
 /// The backend's name: `[gcp]`, `--backend gcp`, `gcp_keys.json`, metric label.
@@ -221,6 +223,29 @@ pub enum GcpError {
     BadAnswer(String),
 }
 
+impl From<GaveUp> for GcpError {
+    fn from(g: GaveUp) -> GcpError {
+        match g {
+            GaveUp::Throttled {
+                attempts,
+                deadline_ms,
+            } => GcpError::Throttled {
+                attempts,
+                deadline_ms,
+            },
+            GaveUp::Timeout {
+                attempts,
+                deadline_ms,
+                last,
+            } => GcpError::Timeout {
+                attempts,
+                deadline_ms,
+                last,
+            },
+        }
+    }
+}
+
 /// The Cloud KMS keyring of a running bridge (and of `pawl keys import --backend gcp`).
 pub struct GcpKeyring {
     settings: GcpSettings,
@@ -256,95 +281,84 @@ impl GcpKeyring {
         })
     }
 
-    /// One call (`GET` when `body` is `None`) with retries until the deadline; the JSON answer.
+    /// One call (`GET` when `body` is `None`) with retries until the deadline
+    /// ([`crate::keyring::retry`]); the JSON answer.
     async fn call(&self, path: &str, body: Option<&Value>) -> Result<Value, GcpError> {
         let url = format!("{}v1/{path}", self.settings.endpoint);
-        let started = Instant::now();
-        let deadline = started + self.settings.sign_deadline;
-        let deadline_ms = self.settings.sign_deadline.as_millis();
-        let mut attempts = 0u32;
-        let mut backoff = Duration::from_millis(50);
-        let mut reauthorised = false;
-        loop {
-            attempts += 1;
-            let mut throttled = false;
-            let mut wait = backoff;
-            let failure = match self.account.token(&self.http).await {
-                Err(auth::TokenError::Refused(m)) => return Err(GcpError::Setup(m)),
-                Err(auth::TokenError::Unreachable(m)) => m,
-                Ok(token) => {
-                    let request = match body {
-                        Some(b) => self
-                            .http
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(b.to_string()),
-                        None => self.http.get(&url),
-                    };
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    match request
-                        .bearer_auth(token.as_str())
-                        .timeout(remaining.max(Duration::from_millis(1)))
-                        .send()
-                        .await
-                    {
-                        Err(e) => format!("{}", e.without_url()),
-                        Ok(response) => {
-                            let status = response.status().as_u16();
-                            let retry_after = response
-                                .headers()
-                                .get("retry-after")
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.trim().parse::<u64>().ok());
-                            let text = response.text().await.unwrap_or_default();
-                            match status {
-                                200 => {
-                                    return serde_json::from_str(&text)
-                                        .map_err(|e| GcpError::BadAnswer(e.to_string()));
-                                }
-                                401 if !reauthorised => {
-                                    reauthorised = true;
-                                    self.account.forget().await;
-                                    wait = Duration::ZERO;
-                                    "HTTP 401 (token refused; asking for a new one)".into()
-                                }
-                                429 => {
-                                    throttled = true;
-                                    if let Some(s) = retry_after {
-                                        wait = Duration::from_secs(s);
-                                    }
-                                    "HTTP 429".into()
-                                }
-                                408 | 500 | 502 | 503 | 504 => format!("HTTP {status}"),
-                                _ => {
-                                    return Err(GcpError::Refused {
-                                        status,
-                                        message: service_message(&text),
-                                    });
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            let last = failure;
-            tracing::warn!(attempt = attempts, wait_ms = wait.as_millis() as u64, last = %last, "Cloud KMS: retrying");
-            if Instant::now() + wait >= deadline {
-                return Err(if throttled {
-                    GcpError::Throttled {
-                        attempts,
-                        deadline_ms,
-                    }
-                } else {
-                    GcpError::Timeout {
-                        attempts,
-                        deadline_ms,
-                        last,
-                    }
-                });
+        // A 401 drops the cached token and retries at once, once per call.
+        let reauthorised = AtomicBool::new(false);
+        let (url, reauthorised) = (&url, &reauthorised);
+        crate::keyring::retry::retrying("Cloud KMS", self.settings.sign_deadline, |left| {
+            self.attempt(url, body, left, reauthorised)
+        })
+        .await
+    }
+
+    /// One attempt of [`GcpKeyring::call`] with `left` of the deadline.
+    async fn attempt(
+        &self,
+        url: &str,
+        body: Option<&Value>,
+        left: Duration,
+        reauthorised: &AtomicBool,
+    ) -> Attempt<Value, GcpError> {
+        let retry = |what: String, throttled, wait| Attempt::Retry {
+            what,
+            throttled,
+            wait,
+        };
+        let token = match self.account.token(&self.http).await {
+            Err(auth::TokenError::Refused(m)) => return Attempt::Fatal(GcpError::Setup(m)),
+            Err(auth::TokenError::Unreachable(m)) => return retry(m, false, None),
+            Ok(token) => token,
+        };
+        let request = match body {
+            Some(b) => self
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(b.to_string()),
+            None => self.http.get(url),
+        };
+        let response = match request
+            .bearer_auth(token.as_str())
+            .timeout(left.max(Duration::from_millis(1)))
+            .send()
+            .await
+        {
+            Err(e) => return retry(format!("{}", e.without_url()), false, None),
+            Ok(response) => response,
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let text = response.text().await.unwrap_or_default();
+        match status {
+            200 => match serde_json::from_str(&text) {
+                Ok(v) => Attempt::Done(v),
+                Err(e) => Attempt::Fatal(GcpError::BadAnswer(e.to_string())),
+            },
+            401 if !reauthorised.swap(true, Ordering::Relaxed) => {
+                self.account.forget().await;
+                retry(
+                    "HTTP 401 (token refused; asking for a new one)".into(),
+                    false,
+                    Some(Duration::ZERO),
+                )
             }
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(Duration::from_secs(1));
+            429 => retry(
+                "HTTP 429".into(),
+                true,
+                retry_after.map(Duration::from_secs),
+            ),
+            408 | 500 | 502 | 503 | 504 => retry(format!("HTTP {status}"), false, None),
+            _ => Attempt::Fatal(GcpError::Refused {
+                status,
+                message: service_message(&text),
+            }),
         }
     }
 
