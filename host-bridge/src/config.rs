@@ -9,10 +9,12 @@ use pawl_core::keys::PublicKey;
 use serde::Deserialize;
 
 mod azure;
+mod cometbft;
 mod devices;
 mod yubihsm;
 pub use azure::RawAzure;
 use azure::validate_azure;
+pub use cometbft::CometEntry;
 pub use devices::{BoardConfig, Place, RawDevices, VIRTUAL};
 pub use yubihsm::RawYubiHsm;
 use yubihsm::validate_yubihsm;
@@ -78,6 +80,9 @@ pub struct RawConfig {
     pub gcp: Option<crate::keyring::gcp::RawGcp>,
     /// AWS KMS (host-held keys); absent means no AWS keys.
     pub aws: Option<crate::keyring::aws::RawAws>,
+    /// CometBFT nodes to sign for (`[[cometbft]]`, one table each).
+    #[serde(default)]
+    pub cometbft: Vec<toml::Table>,
 }
 
 /// `[device]`.
@@ -185,6 +190,8 @@ pub struct Config {
     pub gcp: Option<crate::keyring::gcp::GcpSettings>,
     /// AWS KMS settings, if configured.
     pub aws: Option<crate::keyring::aws::AwsSettings>,
+    /// CometBFT nodes to sign for (`[[cometbft]]`).
+    pub cometbft: Vec<CometEntry>,
 }
 
 impl Config {
@@ -262,6 +269,7 @@ impl Config {
             })?;
         }
         let boards = devices::boards(raw.device, path)?;
+        let cometbft = cometbft::entries(raw.cometbft, path)?;
         let body_limit = raw.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT);
         if body_limit < 1024 {
             return Err(field(
@@ -306,6 +314,7 @@ impl Config {
             .map(|g| g.validate(request_timeout).map_err(backend))
             .transpose()?;
         Ok(Config {
+            cometbft,
             pkcs11,
             gcp,
             azure,

@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod boards;
+pub mod cometbft;
 pub mod commands;
 pub mod config;
 pub mod control;

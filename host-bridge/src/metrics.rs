@@ -88,6 +88,8 @@ pub struct Metrics {
     started: OnceLock<Instant>,
     /// Each board's status and marks by board name, refreshed by [`crate::health::watch`].
     pub boards: RwLock<BTreeMap<String, crate::health::BoardSnapshot>>,
+    /// The CometBFT clients' counters ([`crate::cometbft`]).
+    pub cometbft: std::sync::Arc<crate::cometbft::metrics::CometMetrics>,
 }
 
 impl Metrics {
@@ -233,6 +235,7 @@ impl Metrics {
         self.hsm_hop
             .render(&mut out, "pawl_hsm_hop_duration_seconds", "");
         self.render_keyring(&mut out);
+        self.cometbft.render(&mut out);
         out.push_str("# HELP pawl_board_connected Whether the board link is up.\n");
         out.push_str("# TYPE pawl_board_connected gauge\n");
         for (labels, connected, _) in links {

@@ -188,6 +188,15 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     let _sockets = sockets.serve(Arc::clone(&state));
+    // CometBFT nodes ([[cometbft]]): one client each, dialling the node's privval listener.
+    let _cometbft = crate::cometbft::start(
+        &config.cometbft,
+        &ctx.home,
+        Arc::new(crate::cometbft::board::BoardSigner {
+            boards: boards.clone(),
+        }),
+        Arc::clone(&state.metrics.cometbft),
+    )?;
     if let Some(h) = https {
         use axum::serve::ListenerExt as _;
         let router = app(Arc::clone(&state));

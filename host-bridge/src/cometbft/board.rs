@@ -1,0 +1,182 @@
+//! [`CometBoard`] over the bridge's boards: the request goes to the board that holds the key
+//! (routed by pkh like every Tezos request), as [`CometRequest`]s. Only keys on the board sign
+//! CometBFT requests in this version (the board refuses others). Refusals keep the board's
+//! own words.
+
+use pawl_core::keys::{PublicKey, PublicKeyHash, Signature};
+use pawl_core::protocol::cometbft::{CometError, CometRequest, CometResponse};
+use pawl_core::protocol::{Refusal, Request, Response};
+
+use super::answer::{CODE_DOUBLE_SIGN, CODE_REFUSED};
+use super::proto::Timestamp;
+use super::{CometBoard, Refused, SignItem, Signed};
+use crate::boards::Boards;
+use crate::http::ApiError;
+
+/// The boards of `pawl serve`, as the CometBFT clients see them.
+#[derive(Clone)]
+pub struct BoardSigner {
+    /// The boards.
+    pub boards: Boards,
+}
+
+/// The metric label and code of a board refusal.
+pub fn refusal_reason(refusal: &Refusal) -> (&'static str, i32) {
+    match refusal {
+        Refusal::CometBft(e) => match e {
+            CometError::DoubleSign { .. } => ("double_sign", CODE_DOUBLE_SIGN),
+            CometError::Regression { .. } => ("regression", CODE_DOUBLE_SIGN),
+            CometError::NoRecord { .. } => ("no_record", CODE_DOUBLE_SIGN),
+            CometError::NoChain => ("chain_not_pinned", CODE_REFUSED),
+            CometError::WrongChain => ("wrong_chain", CODE_REFUSED),
+            CometError::Parse(_) | CometError::BadChainId | CometError::ExtensionMismatch => {
+                ("bad_request", CODE_REFUSED)
+            }
+            // Height or round out of range, a key that is not Ed25519 or not on the board.
+            _ => ("refused", CODE_REFUSED),
+        },
+        Refusal::OffDuty(_) => ("off_duty", CODE_REFUSED),
+        other => (crate::http::error::refusal_status(other).1, CODE_REFUSED),
+    }
+}
+
+fn from_refusal(refusal: &Refusal) -> Refused {
+    let (reason, code) = refusal_reason(refusal);
+    Refused {
+        reason,
+        code,
+        description: refusal.to_string(),
+    }
+}
+
+fn from_api(e: ApiError) -> Refused {
+    Refused {
+        reason: e.outcome,
+        code: CODE_REFUSED,
+        description: e.msg,
+    }
+}
+
+fn ed25519(signature: &Signature) -> Result<[u8; 64], Refused> {
+    match signature {
+        Signature::Ed25519(s) => Ok(*s),
+        _ => Err(unexpected("a signature that is not Ed25519")),
+    }
+}
+
+fn unexpected(what: &str) -> Refused {
+    Refused {
+        reason: "board_error",
+        code: CODE_REFUSED,
+        description: format!("the board answered {what}"),
+    }
+}
+
+impl BoardSigner {
+    async fn ask(
+        &self,
+        pkh: &PublicKeyHash,
+        request: CometRequest<'_>,
+    ) -> Result<CometResponse, Refused> {
+        let board = self
+            .boards
+            .for_signing(pkh, None)
+            .map_err(|e| from_api(e.into()))?;
+        let reply = board
+            .link
+            .ask(&Request::CometBft(request))
+            .await
+            .map_err(|e| from_api(board.unavailable(e)))?;
+        match reply.response {
+            Response::CometBft(r) => Ok(r),
+            Response::Refused(r) => Err(from_refusal(&r)),
+            _ => Err(unexpected("something else than a CometBFT answer")),
+        }
+    }
+}
+
+fn timestamp(t: Option<pawl_core::protocol::cometbft::Timestamp>) -> Option<Timestamp> {
+    t.map(|t| Timestamp {
+        seconds: t.seconds,
+        nanos: t.nanos,
+    })
+}
+
+impl CometBoard for BoardSigner {
+    async fn public_key(&self, key: &PublicKeyHash) -> Result<[u8; 32], Refused> {
+        let public_key = match self.boards.cached_key(key) {
+            Some(k) => k.public_key,
+            None => {
+                let board = self
+                    .boards
+                    .for_reading(key)
+                    .map_err(|e| from_api(e.into()))?;
+                let reply = board
+                    .link
+                    .ask(&Request::PublicKey { pkh: *key })
+                    .await
+                    .map_err(|e| from_api(board.unavailable(e)))?;
+                match reply.response {
+                    Response::PublicKey(pk) => pk,
+                    Response::Refused(r) => return Err(from_refusal(&r)),
+                    _ => return Err(unexpected("something else than a public key")),
+                }
+            }
+        };
+        match public_key {
+            PublicKey::Ed25519(pk) => Ok(pk),
+            _ => Err(Refused {
+                reason: "not_ed25519",
+                code: CODE_REFUSED,
+                description: format!("key {key} is not an Ed25519 (tz1) key"),
+            }),
+        }
+    }
+
+    async fn sign(&self, key: &PublicKeyHash, item: SignItem) -> Result<Signed, Refused> {
+        match item {
+            SignItem::Vote {
+                sign_bytes,
+                extension,
+            } => {
+                let request = CometRequest::SignVote {
+                    pkh: *key,
+                    sign_bytes: &sign_bytes,
+                    extension: extension.as_deref(),
+                };
+                match self.ask(key, request).await? {
+                    CometResponse::Vote {
+                        signature,
+                        timestamp: t,
+                        extension_signature,
+                    } => Ok(Signed {
+                        signature: ed25519(&signature)?,
+                        timestamp: timestamp(t),
+                        extension_signature: extension_signature
+                            .as_ref()
+                            .map(ed25519)
+                            .transpose()?,
+                    }),
+                    _ => Err(unexpected("something else than a signed vote")),
+                }
+            }
+            SignItem::Proposal { sign_bytes } => {
+                let request = CometRequest::SignProposal {
+                    pkh: *key,
+                    sign_bytes: &sign_bytes,
+                };
+                match self.ask(key, request).await? {
+                    CometResponse::Proposal {
+                        signature,
+                        timestamp: t,
+                    } => Ok(Signed {
+                        signature: ed25519(&signature)?,
+                        timestamp: timestamp(t),
+                        extension_signature: None,
+                    }),
+                    _ => Err(unexpected("something else than a signed proposal")),
+                }
+            }
+        }
+    }
+}
