@@ -18,7 +18,6 @@
 //! delete, real throttling windows (faults are injected, not measured), HSM latency.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -427,25 +426,8 @@ pub fn run(args: Args) -> Result<(), String> {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .map_err(|e| format!("certificate: {e}"))?;
-    let cert_pem = cert.cert.pem();
-    std::fs::create_dir_all(&args.cert_dir)
-        .map_err(|e| format!("{}: {e}", args.cert_dir.display()))?;
-    let cert_path = args.cert_dir.join("cert.pem");
-    std::fs::write(&cert_path, &cert_pem).map_err(|e| format!("{}: {e}", cert_path.display()))?;
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
-        cert_pem.into_bytes(),
-        cert.signing_key.serialize_pem().into_bytes(),
-    )
-    .await
-    .map_err(|e| format!("tls: {e}"))?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    let addr: SocketAddr = listener.local_addr().map_err(|e| format!("bind: {e}"))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("bind: {e}"))?;
-    let base = format!("https://127.0.0.1:{}/", addr.port());
+    let https = crate::https::Https::bind(&args.cert_dir).await?;
+    let base = https.base.clone();
     let mut sim = Sim {
         keys: HashMap::new(),
         faults: Faults::default(),
@@ -491,16 +473,7 @@ async fn serve(args: Args) -> Result<(), String> {
         .route("/admin/keys", post(admin_key))
         .with_state(shared);
     println!("url: {base}");
-    println!("cert: {}", cert_path.display());
+    println!("cert: {}", https.cert_path.display());
     println!("identity: {base}msi/token");
-    use std::io::Write;
-    std::io::stdout().flush().map_err(|e| e.to_string())?;
-    let handle = axum_server::Handle::new();
-    crate::signals::stop_on_term(handle.clone());
-    axum_server::from_tcp_rustls(listener, tls)
-        .map_err(|e| format!("listen: {e}"))?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await
-        .map_err(|e| format!("serve: {e}"))
+    https.serve(app).await
 }

@@ -18,6 +18,7 @@
 mod azure;
 mod board;
 mod gcp;
+mod https;
 mod pty;
 mod qemu;
 mod signals;

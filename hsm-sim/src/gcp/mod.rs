@@ -16,7 +16,6 @@
 //! Not modelled: IAM, key rotation, CRC32C checksums, protection levels, quotas.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -407,24 +406,8 @@ pub fn run(args: Args) -> Result<(), String> {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .map_err(|e| format!("certificate: {e}"))?;
-    let cert_pem = cert.cert.pem();
-    std::fs::create_dir_all(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
-    let cert_path = args.dir.join("cert.pem");
-    std::fs::write(&cert_path, &cert_pem).map_err(|e| format!("{}: {e}", cert_path.display()))?;
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
-        cert_pem.into_bytes(),
-        cert.signing_key.serialize_pem().into_bytes(),
-    )
-    .await
-    .map_err(|e| format!("tls: {e}"))?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    let addr: SocketAddr = listener.local_addr().map_err(|e| format!("bind: {e}"))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("bind: {e}"))?;
-    let base = format!("https://127.0.0.1:{}/", addr.port());
+    let https = crate::https::Https::bind(&args.dir).await?;
+    let base = https.base.clone();
     let token_uri = format!("{base}token");
     // The service account: an RSA key made now, its key file written for the bridge.
     let rsa = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|e| format!("RSA key: {e}"))?;
@@ -474,17 +457,8 @@ async fn serve(args: Args) -> Result<(), String> {
         .route("/admin/faults", post(admin_faults))
         .with_state(shared);
     println!("url: {base}");
-    println!("cert: {}", cert_path.display());
+    println!("cert: {}", https.cert_path.display());
     println!("service_account: {}", account_path.display());
     println!("key_prefix: {PREFIX}");
-    use std::io::Write;
-    std::io::stdout().flush().map_err(|e| e.to_string())?;
-    let handle = axum_server::Handle::new();
-    crate::signals::stop_on_term(handle.clone());
-    axum_server::from_tcp_rustls(listener, tls)
-        .map_err(|e| format!("listen: {e}"))?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await
-        .map_err(|e| format!("serve: {e}"))
+    https.serve(app).await
 }
