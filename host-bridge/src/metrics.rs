@@ -88,6 +88,8 @@ pub struct Metrics {
     started: OnceLock<Instant>,
     /// Each board's status and marks by board name, refreshed by [`crate::health::watch`].
     pub boards: RwLock<BTreeMap<String, crate::health::BoardSnapshot>>,
+    /// Board log events lost before they were read, by board ([`crate::boards::logs`]).
+    pub board_events_dropped: crate::boards::logs::Dropped,
     /// The CometBFT clients' counters ([`crate::cometbft`]).
     pub cometbft: std::sync::Arc<crate::cometbft::metrics::CometMetrics>,
 }

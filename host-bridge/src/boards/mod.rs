@@ -22,6 +22,7 @@
 //! the list). A board that is unplugged keeps its last list: its keys answer 503 naming it,
 //! and a copy on it still counts as live (the board may sign elsewhere).
 
+pub mod logs;
 mod route;
 
 pub use route::{Conflict, RouteError};

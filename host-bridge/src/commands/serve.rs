@@ -148,6 +148,13 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         crate::boards::RECONNECT,
     ));
 
+    // Board logs: each board's events, asked for every second and logged with its name.
+    tokio::spawn(crate::boards::logs::follow(
+        boards.clone(),
+        Arc::clone(&state.metrics),
+        crate::boards::logs::POLL,
+    ));
+
     let local = listener.local_addr()?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{local}")?;

@@ -94,6 +94,7 @@ pub fn render(boards: &Boards, metrics: &Metrics) -> String {
         );
     }
     board_figures(&mut out, &per_board);
+    metrics.board_events_dropped.render(&mut out, boards);
     key_figures(&mut out, boards, metrics, &per_board);
     out
 }
