@@ -14,6 +14,7 @@
 
 pub mod board;
 pub mod budget;
+pub mod cometbft;
 pub mod hsm;
 pub mod power;
 
