@@ -11,7 +11,8 @@
 //!                                          │
 //!        Budgeted<NorStore<HostFlash, FileGuard>, SysTickClock>, HostEntropy, FileButton
 //!                                          │ semihosting (bkpt 0xAB)
-//!        state directory: flash.bin, rollback-counter, board.key, button, /dev/urandom
+//!        state directory: flash.bin, rollback-counter, board.key, button, /dev/urandom,
+//!                         selftest-scratch.bin (the self-test's scratch sector, [`bench`])
 //! ```
 //!
 //! The power-up configuration comes from QEMU's semihosting command line (set by
@@ -20,6 +21,7 @@
 
 #![no_std]
 
+pub mod bench;
 pub mod clock;
 pub mod flash;
 pub mod semihost;
@@ -137,13 +139,14 @@ pub fn open_board() -> (QemuBoard, Setup) {
     };
     let (store, entropy) = open_store();
     let store = Budgeted::new(store, SysTickClock::new(), WriteBudget::DEFAULT);
-    let board = Board::open(
+    let mut board = Board::open(
         store,
         entropy,
         FileButton::new(setup.button_cs),
         setup.mode,
         INFO,
     );
+    board.lend(&bench::BENCH);
     (board, setup)
 }
 

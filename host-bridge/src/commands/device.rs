@@ -1,4 +1,4 @@
-//! `pawl device info|reprovision|yubihsm-setup`.
+//! `pawl device info|reprovision|yubihsm-setup|selftest`.
 
 use clap::Subcommand;
 use pawl_core::protocol::{Mode, PROTOCOL_VERSION, Request, Response, StoreHealth};
@@ -28,6 +28,11 @@ pub enum DeviceCommand {
         #[arg(long)]
         erase: bool,
     },
+    /// Check the board and report: versions, mode, store health, board key, sign time per
+    /// curve on the board's own clock (throw-away keys, provisioning mode only), scratch flash
+    /// times, link round trip and throughput, the button, entropy. Exits non-zero when a check
+    /// fails.
+    Selftest(super::selftest::SelftestArgs),
 }
 
 /// Name of a mode as pawl prints it.
@@ -44,6 +49,7 @@ pub fn run(ctx: &Context, cmd: DeviceCommand) -> anyhow::Result<()> {
         DeviceCommand::Info => info(ctx),
         DeviceCommand::YubihsmSetup { auth_key_id } => super::yubihsm::setup(ctx, auth_key_id),
         DeviceCommand::Reprovision { erase } => reprovision(ctx, erase),
+        DeviceCommand::Selftest(args) => super::selftest::run(ctx, args),
     }
 }
 

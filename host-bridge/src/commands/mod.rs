@@ -3,6 +3,7 @@
 pub mod azure_import;
 pub mod device;
 pub mod keys;
+pub mod selftest;
 pub mod serve;
 pub mod watermark;
 pub mod yubihsm;

@@ -94,7 +94,7 @@ pub fn generate(
     policy: Policy,
     to: &str,
     out: Option<&Path>,
-    (allow_pop, role): (bool, super::duty::RoleArg),
+    (allow_pop, role, chain_id): (bool, super::duty::RoleArg, Option<&str>),
 ) -> anyhow::Result<()> {
     let recipient = recipient(to)?;
     let mut target = claim(ctx, out)?;
@@ -143,7 +143,7 @@ pub fn generate(
         )
     })?;
     let answer = super::allow_possession(&link, Ok(Response::KeyInfo(key)), allow_pop);
-    let key = match super::duty::with_role(&link, answer, role)? {
+    let key = match super::duty::with_role(&link, answer, role, chain_id)? {
         Response::KeyInfo(key) => key,
         other => anyhow::bail!("unexpected answer from the board: {other:?}"),
     };

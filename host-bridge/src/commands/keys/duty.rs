@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::Args;
 use pawl_core::keys::PublicKeyHash;
 use pawl_core::protocol::{Duty, KeyInfo, Request, Response, Role};
@@ -50,6 +51,9 @@ pub enum RoleArg {
     Consensus,
     /// A tz4 DAL companion key: attestations only.
     Companion,
+    /// A CometBFT validator key (tz1 on the board): signs the votes and proposals of the
+    /// chain `--chain-id` names, and no Tezos request.
+    Cosmos,
 }
 
 impl From<RoleArg> for Role {
@@ -57,6 +61,7 @@ impl From<RoleArg> for Role {
         match r {
             RoleArg::Consensus => Role::Consensus,
             RoleArg::Companion => Role::Companion,
+            RoleArg::Cosmos => Role::Cosmos,
         }
     }
 }
@@ -133,15 +138,26 @@ pub fn activate(ctx: &Context, args: ActivateArgs) -> anyhow::Result<()> {
 
 /// `--role` at generation: once the key is on the board, give it its role (a second
 /// provisioning request; if it fails the key stays as a consensus key and the error says so).
+/// A Cosmos key is pinned to `chain_id` instead (`--chain-id`), which makes it one.
 pub fn with_role(
     link: &crate::link::Link,
     answer: anyhow::Result<Response>,
     role: RoleArg,
+    chain_id: Option<&str>,
 ) -> anyhow::Result<Response> {
     let key = match answer {
         Ok(Response::KeyInfo(key)) if role != RoleArg::Consensus => key,
         other => return other,
     };
+    if role == RoleArg::Cosmos {
+        let chain_id = chain_id.context("--role cosmos needs --chain-id")?;
+        return pin_chain(link, key.pkh, chain_id).with_context(|| {
+            format!(
+                "key {} was added, but could not be pinned to CometBFT chain `{chain_id}`: pin it with `pawl keys role {} --role cosmos --chain-id {chain_id}`",
+                key.pkh, key.pkh
+            )
+        });
+    }
     let duty = Duty {
         role: role.into(),
         ..key.duty
@@ -189,7 +205,38 @@ pub fn standby(ctx: &Context, pkh: &str) -> anyhow::Result<()> {
     change(ctx, &parse_pkh(pkh)?, |d| d.standby = true).map(drop)
 }
 
-/// `pawl keys role PKH --role …`.
-pub fn role(ctx: &Context, pkh: &str, role: RoleArg) -> anyhow::Result<()> {
-    change(ctx, &parse_pkh(pkh)?, |d| d.role = role.into()).map(drop)
+/// `pawl keys role PKH --role …` (`--role cosmos --chain-id CHAIN`: pin the key to a
+/// CometBFT chain).
+pub fn role(ctx: &Context, pkh: &str, role: RoleArg, chain_id: Option<&str>) -> anyhow::Result<()> {
+    let pkh = parse_pkh(pkh)?;
+    if role == RoleArg::Cosmos {
+        let chain_id = chain_id.context("--role cosmos needs --chain-id")?;
+        let link = ctx.open_link()?;
+        let key = match pin_chain(&link, pkh, chain_id)? {
+            Response::KeyInfo(key) => key,
+            other => anyhow::bail!("unexpected answer to pin a chain: {other:?}"),
+        };
+        if ctx.json {
+            print_json(&super::key_json(&key));
+        } else {
+            println!("{}", super::key_line(&key));
+        }
+        return Ok(());
+    }
+    change(ctx, &pkh, |d| d.role = role.into()).map(drop)
+}
+
+/// Pin `pkh` to CometBFT chain `chain_id` (the board makes it a Cosmos key): the key's new
+/// [`Response::KeyInfo`].
+fn pin_chain(
+    link: &crate::link::Link,
+    pkh: PublicKeyHash,
+    chain_id: &str,
+) -> anyhow::Result<Response> {
+    let request =
+        Request::CometBft(pawl_core::protocol::cometbft::CometRequest::SetChain { pkh, chain_id });
+    match ask(link, &request)? {
+        Response::KeyInfo(key) => Ok(Response::KeyInfo(key)),
+        other => anyhow::bail!("unexpected answer to pin a chain: {other:?}"),
+    }
 }

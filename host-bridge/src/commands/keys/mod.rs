@@ -1,6 +1,7 @@
 //! `pawl keys list|generate|import|policy`.
 
 mod backup;
+mod cosmos;
 mod duty;
 mod policy;
 mod show;
@@ -49,9 +50,14 @@ pub enum KeysCommand {
         /// Where the sealed backup goes (must not exist). Default: `<home>/backups/<pkh>.age`.
         #[arg(long = "backup-out", value_name = "FILE", requires = "backup_to")]
         backup_out: Option<std::path::PathBuf>,
-        /// The key's role: `companion` for a tz4 DAL companion key (signs attestations only).
+        /// The key's role: `companion` for a tz4 DAL companion key (signs attestations only);
+        /// `cosmos` for a CometBFT validator key (tz1, with `--chain-id`).
         #[arg(long, value_enum, default_value = "consensus")]
         role: duty::RoleArg,
+        /// With `--role cosmos`: the CometBFT chain id the key signs for (pinned on the board;
+        /// the key signs nothing else).
+        #[arg(long = "chain-id", value_name = "CHAIN")]
+        chain_id: Option<String>,
     },
     /// Import a secret key (edsk…/spsk…/p2sk…/BLsk…, unencrypted) read from stdin
     /// (provisioning mode); or, with `--backend azure`, register an Azure Key Vault key by
@@ -75,9 +81,14 @@ pub enum KeysCommand {
         /// operational mode (by default a key proves possession in provisioning mode only).
         #[arg(long = "allow-pop")]
         allow_pop: bool,
-        /// The key's role: `companion` for a tz4 DAL companion key (signs attestations only).
+        /// The key's role: `companion` for a tz4 DAL companion key (signs attestations only);
+        /// `cosmos` for a CometBFT validator key (tz1, with `--chain-id`).
         #[arg(long, value_enum, default_value = "consensus")]
         role: duty::RoleArg,
+        /// With `--role cosmos`: the CometBFT chain id the key signs for (pinned on the board;
+        /// the key signs nothing else).
+        #[arg(long = "chain-id", value_name = "CHAIN")]
+        chain_id: Option<String>,
         /// Hold the key on standby: it signs nothing until `pawl keys activate` (the new board
         /// of a hand-off, or the spare of a planned failover). Stored with the key in the
         /// same request, so it never signs before activation.
@@ -108,9 +119,13 @@ pub enum KeysCommand {
     Role {
         /// The key.
         pkh: String,
-        /// consensus, or companion (tz4 only: attestations only).
+        /// consensus, companion (tz4 only: attestations only), or cosmos (tz1 on the board,
+        /// with --chain-id: CometBFT votes and proposals of that chain only).
         #[arg(long, value_enum)]
         role: duty::RoleArg,
+        /// With `--role cosmos`: the CometBFT chain id to pin the key to.
+        #[arg(long = "chain-id", value_name = "CHAIN")]
+        chain_id: Option<String>,
     },
     /// Replace a key's policy with the one the flags describe (provisioning mode). Flags and
     /// defaults as for `generate`: without any, the key signs blocks, preattestations and
@@ -187,7 +202,33 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Activate(args) => duty::activate(ctx, args),
         KeysCommand::Standby { pkh } => duty::standby(ctx, &pkh),
         KeysCommand::Remove { pkh } => duty::remove(ctx, &pkh),
-        KeysCommand::Role { pkh, role } => duty::role(ctx, &pkh, role),
+        KeysCommand::Role {
+            pkh,
+            role,
+            chain_id,
+        } => {
+            cosmos_flags(role, chain_id.as_deref())?;
+            duty::role(ctx, &pkh, role, chain_id.as_deref())
+        }
+        KeysCommand::Generate { role, chain_id, .. }
+            if cosmos_flags(role, chain_id.as_deref()).is_err() =>
+        {
+            cosmos_flags(role, chain_id.as_deref())
+        }
+        KeysCommand::Import { role, chain_id, .. }
+            if cosmos_flags(role, chain_id.as_deref()).is_err() =>
+        {
+            cosmos_flags(role, chain_id.as_deref())
+        }
+        KeysCommand::Generate {
+            curve, role, hsm, ..
+        } if role == duty::RoleArg::Cosmos
+            && (!matches!(curve, CurveArg::Ed25519) || hsm.backend != GenerateBackend::Board) =>
+        {
+            anyhow::bail!(
+                "--role cosmos goes with tz1 keys on the board (--curve ed25519): CometBFT validators sign with Ed25519"
+            )
+        }
         KeysCommand::Generate { curve, role, .. }
             if role == duty::RoleArg::Companion && !matches!(curve, CurveArg::Bls) =>
         {
@@ -234,6 +275,7 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             backup_to: Some(to),
             backup_out,
             role,
+            chain_id,
             ..
         } => backup::generate(
             ctx,
@@ -241,13 +283,14 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             policy.to_policy()?,
             &to,
             backup_out.as_deref(),
-            (allow_pop, role),
+            (allow_pop, role, chain_id.as_deref()),
         ),
         KeysCommand::Generate {
             curve,
             policy,
             allow_pop,
             role,
+            chain_id,
             ..
         } => {
             let policy = policy.to_policy()?;
@@ -260,7 +303,10 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
                 },
             );
             let answer = allow_possession(&link, answer, allow_pop);
-            print_new_key(ctx, duty::with_role(&link, answer, role))
+            print_new_key(
+                ctx,
+                duty::with_role(&link, answer, role, chain_id.as_deref()),
+            )
         }
         KeysCommand::Import { azure, .. } if azure.check_flags().is_err() => azure.check_flags(),
         KeysCommand::Import { azure, pkcs11, .. }
@@ -337,6 +383,7 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             allow_pop,
             role,
             standby,
+            chain_id,
             ..
         } => {
             let policy = policy.to_policy()?;
@@ -354,6 +401,9 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
             })?;
             if allow_pop && curve != Curve::Bls12_381 {
                 anyhow::bail!("--allow-pop goes with tz4 keys (BLsk…)");
+            }
+            if role == duty::RoleArg::Cosmos && curve != Curve::Ed25519 {
+                anyhow::bail!("--role cosmos goes with tz1 keys (edsk…)");
             }
             let link = ctx.open_link()?;
             let duty = pawl_core::protocol::Duty {
@@ -376,8 +426,24 @@ pub fn run(ctx: &Context, cmd: KeysCommand) -> anyhow::Result<()> {
                 }
             };
             let answer = ask(&link, &request);
+            let answer = match role {
+                // Imported with the Cosmos role already (never a Tezos key), then pinned.
+                duty::RoleArg::Cosmos => duty::with_role(&link, answer, role, chain_id.as_deref()),
+                _ => answer,
+            };
             print_new_key(ctx, allow_possession(&link, answer, allow_pop))
         }
+    }
+}
+
+/// `--role cosmos` needs `--chain-id`, and `--chain-id` goes with it only.
+fn cosmos_flags(role: duty::RoleArg, chain_id: Option<&str>) -> anyhow::Result<()> {
+    match (role, chain_id) {
+        (duty::RoleArg::Cosmos, None) => anyhow::bail!(
+            "--role cosmos needs --chain-id CHAIN: the CometBFT chain the key signs for"
+        ),
+        (duty::RoleArg::Cosmos, Some(_)) | (_, None) => Ok(()),
+        (_, Some(_)) => anyhow::bail!("--chain-id goes with --role cosmos"),
     }
 }
 
@@ -439,8 +505,20 @@ fn list(ctx: &Context) -> anyhow::Result<()> {
 
 fn list_of(ctx: &Context, link: &crate::link::Link, name: Option<&str>) -> anyhow::Result<()> {
     let keys = super::board_keys(link)?;
+    // A Cosmos key's chain and mark, asked of the board.
+    let states: Vec<Option<Value>> = keys.iter().map(|k| cosmos::state(link, k)).collect();
     if ctx.json {
-        let keys: Vec<Value> = keys.iter().map(key_json).collect();
+        let keys: Vec<Value> = keys
+            .iter()
+            .zip(&states)
+            .map(|(k, state)| {
+                let mut v = key_json(k);
+                if state.is_some() {
+                    v["cosmos"] = json!(cosmos::json(k, state.clone()));
+                }
+                v
+            })
+            .collect();
         let mut value = json!({ "keys": keys });
         if let Some(name) = name {
             value["name"] = json!(name);
@@ -449,8 +527,8 @@ fn list_of(ctx: &Context, link: &crate::link::Link, name: Option<&str>) -> anyho
     } else if keys.is_empty() {
         println!("no keys on the board (add one with `pawl keys generate --curve ed25519`)");
     } else {
-        for k in &keys {
-            println!("{}", key_line(k));
+        for (k, state) in keys.iter().zip(&states) {
+            println!("{}{}", key_line(k), cosmos::state_line(state.as_ref()));
         }
     }
     Ok(())

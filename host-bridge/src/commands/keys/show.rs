@@ -29,7 +29,8 @@ fn policy_parts(p: &Policy) -> PolicyParts {
 }
 
 /// One key as JSON: `{"pkh","public_key","curve","backend","policy":{"kinds","ops","chains",
-/// "confirm"},"duty":{"role","standby","from_level","until_level"}}`.
+/// "confirm"},"duty":{"role","standby","from_level","until_level"},"cosmos"}` (`cosmos`: null,
+/// or a Cosmos key's `{"public_key","validator_address"}`).
 pub fn key_json(k: &KeyInfo) -> Value {
     let (kinds, ops, chains, confirm) = policy_parts(&k.policy);
     json!({
@@ -44,6 +45,7 @@ pub fn key_json(k: &KeyInfo) -> Value {
             "from_level": k.duty.from_level,
             "until_level": k.duty.until_level,
         },
+        "cosmos": super::cosmos::json(k, None),
     })
 }
 
@@ -72,6 +74,9 @@ pub fn key_line(k: &KeyInfo) -> String {
     let duty = &k.duty;
     if duty.role != Role::Consensus {
         line.push_str(&format!(" role {}", duty.role.name()));
+    }
+    if let Some(words) = super::cosmos::line(k) {
+        line.push_str(&words);
     }
     if duty.standby {
         line.push_str(" STANDBY (signs nothing)");
