@@ -147,30 +147,25 @@ impl FileButton {
     }
 }
 
-impl Presence for FileButton {
-    fn confirm(&mut self, key: &PublicKeyHash, kind: RequestKind) -> bool {
+impl FileButton {
+    /// Wait up to the window for a press made after the wait starts.
+    fn wait(&mut self) -> bool {
         if semihost::exists(BUTTON) && semihost::remove(BUTTON).is_err() {
-            log!("confirm: cannot clear a stale button press; refusing");
+            log!("button: cannot clear a stale press; refusing");
             return false;
         }
         let Ok(start) = semihost::clock_cs() else {
             return false;
         };
-        log!(
-            "confirm: {} request for {}: waiting {} ms for the button (create <state>/button)",
-            kind.name(),
-            key,
-            u64::from(self.timeout_cs) * 10
-        );
         loop {
             if Self::pressed() {
-                log!("confirm: button pressed");
+                log!("button: pressed");
                 return true;
             }
             match semihost::clock_cs() {
                 Ok(now) if now.wrapping_sub(start) < self.timeout_cs => {}
                 _ => {
-                    log!("confirm: no press in time; refused");
+                    log!("button: no press in time");
                     return false;
                 }
             }
@@ -178,5 +173,25 @@ impl Presence for FileButton {
             cortex_m::asm::wfi();
             cortex_m::peripheral::SCB::clear_pendst();
         }
+    }
+}
+
+impl Presence for FileButton {
+    fn confirm(&mut self, key: &PublicKeyHash, kind: RequestKind) -> bool {
+        log!(
+            "confirm: {} request for {}: waiting {} ms for the button (create <state>/button)",
+            kind.name(),
+            key,
+            u64::from(self.timeout_cs) * 10
+        );
+        self.wait()
+    }
+
+    fn wait_press(&mut self) -> Option<bool> {
+        log!(
+            "self-test: waiting {} ms for the button (create <state>/button)",
+            u64::from(self.timeout_cs) * 10
+        );
+        Some(self.wait())
     }
 }

@@ -206,14 +206,19 @@ impl Link {
     }
 
     /// Whether the board will wait for its button before answering `request`: forgetting or
-    /// lowering watermarks (always an operator's press), or a sign request whose kind the
-    /// key's policy (as the board last reported it) marks "confirm". A payload the bridge
-    /// cannot parse gets the ordinary timeouts (the board refuses it at once). A sign that
-    /// trips the board's jump guard also waits, but the bridge cannot tell: it times out, and
-    /// the identical request asked again gets the board's recorded answer.
+    /// lowering watermarks (always an operator's press), the self-test's button check, or a
+    /// sign request whose kind the key's policy (as the board last reported it) marks
+    /// "confirm". A payload the bridge cannot parse gets the ordinary timeouts (the board
+    /// refuses it at once). A sign that trips the board's jump guard also waits, but the
+    /// bridge cannot tell: it times out, and the identical request asked again gets the
+    /// board's recorded answer.
     fn waits_for_button(&self, request: &Request<'_>) -> bool {
         let (pkh, payload) = match request {
-            Request::ForgetWatermarks { .. } | Request::LowerWatermark { .. } => return true,
+            Request::ForgetWatermarks { .. }
+            | Request::LowerWatermark { .. }
+            | Request::SelfTest(pawl_core::protocol::selftest::SelfTestRequest::Button) => {
+                return true;
+            }
             Request::Sign { pkh, payload, .. } => (pkh, payload),
             _ => return false,
         };
