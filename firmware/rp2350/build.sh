@@ -29,5 +29,5 @@ arm-none-eabi-size -A out/pawl-rp2350.elf | awk '
     $1 == ".vector_table" || $1 == ".start_block" || $1 == ".text" || $1 == ".rodata" || $1 == ".bi_entries" || $1 == ".end_block" { text += $2 }
     $1 == ".data" { data += $2 }
     $1 == ".bss" || $1 == ".uninit" { bss += $2 }
-    END { printf "pawl-rp2350: text %d  data %d  bss %d  (flash %d of 3,899,392 image bytes)\n", text, data, bss, text + data }'
+    END { printf "pawl-rp2350: text %d  data %d  bss %d  (flash %d of 3,895,296 image bytes)\n", text, data, bss, text + data }'
 printf 'uf2: %s bytes\n' "$(stat -c %s out/pawl-rp2350.uf2)"

@@ -93,4 +93,13 @@ impl Presence for Bootsel {
         Led::Busy.show();
         confirmed
     }
+
+    /// The self-test's button check: as [`Presence::confirm`], a fresh press within
+    /// [`CONFIRM_TIMEOUT`].
+    fn wait_press(&mut self) -> Option<bool> {
+        Led::Confirm.show();
+        let pressed = self.press_before(Instant::now() + CONFIRM_TIMEOUT, true);
+        Led::Busy.show();
+        Some(pressed)
+    }
 }

@@ -6,7 +6,8 @@
 //! * [`link`]: USB CDC-ACM serial, on a high-priority interrupt executor;
 //! * [`serve`]: the frame loop, in thread mode (it blocks while signing);
 //! * [`storage`] + [`guard`]: the on-chip flash store and its rollback guard;
-//! * [`otp`]: the board key; [`entropy`]: the TRNG; [`button`] and [`led`]: BOOTSEL and GPIO 25.
+//! * [`otp`]: the board key; [`entropy`]: the TRNG; [`button`] and [`led`]: BOOTSEL and GPIO 25;
+//! * [`selftest`]: the instruments `pawl device selftest` measures with (TIMER, scratch sector).
 
 #![no_std]
 #![no_main]
@@ -31,6 +32,7 @@ mod guard;
 mod led;
 mod link;
 mod otp;
+mod selftest;
 mod serve;
 mod storage;
 
@@ -57,6 +59,7 @@ static HIGH: InterruptExecutor = InterruptExecutor::new();
 static LOW: StaticCell<Executor> = StaticCell::new();
 static FLASH: StaticCell<storage::SharedFlash> = StaticCell::new();
 static BOARD: StaticCell<serve::FirmwareBoard> = StaticCell::new();
+static BENCH: StaticCell<selftest::PicoBench> = StaticCell::new();
 
 #[interrupt]
 unsafe fn SWI_IRQ_0() {
@@ -84,7 +87,9 @@ fn main() -> ! {
 
     let flash = FLASH.init(Mutex::new(flash::Flash::new(p.FLASH, p.DMA_CH0, Irqs)));
     let entropy = entropy::TrngEntropy(trng::Trng::new(p.TRNG, Irqs, Default::default()));
-    let (store, board_name) = match otp::board_key() {
+    let key = otp::board_key();
+    let key_state = selftest::key_state(&key);
+    let (store, board_name) = match key {
         Ok(key) => match storage::open(flash, &key) {
             Ok(store) => (storage::BoardStore::Flash(store), "Pico 2 (RP2350)"),
             Err(_) => (storage::BoardStore::Missing, "Pico 2: FLASH FAILED"),
@@ -102,6 +107,7 @@ fn main() -> ! {
     };
     let store = storage::budgeted(store);
     let board = BOARD.init_with(|| Board::open(store, entropy, button, mode, info));
+    board.lend(BENCH.init(selftest::PicoBench::new(flash, key_state)));
 
     LOW.init(Executor::new())
         .run(|spawner| spawner.spawn(serve::run(board).expect("serve task")))
