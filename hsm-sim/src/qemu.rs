@@ -4,7 +4,9 @@
 //! The board's state lives in the `--home` directory, which is QEMU's working directory: the
 //! firmware reaches `flash.bin`, `rollback-counter`, `board.key` and `button` through
 //! semihosting. The mode is fixed at power-up on the semihosting command line, which the serial
-//! link cannot reach. SIGTERM/SIGINT are forwarded to QEMU; this process exits when QEMU does.
+//! link cannot reach. The rollback anchor's "OTP" file is `<home>.otp`, **beside** the
+//! directory (`--otp` to put it elsewhere): restoring a copy of the directory, this board's
+//! whole flash, leaves it as it was, as OTP would be (`firmware/qemu/src/otp.rs`). SIGTERM/SIGINT are forwarded to QEMU; this process exits when QEMU does.
 //!
 //! QEMU dies with this process: it is started with the kernel's parent-death signal set to
 //! SIGKILL, so a launcher killed outright (SIGKILL, a crashed test runner that took it along)
@@ -48,6 +50,10 @@ pub struct Args {
     /// The QEMU binary.
     #[arg(long, value_name = "PATH", default_value = "qemu-system-arm")]
     qemu: PathBuf,
+    /// The board's "OTP" epoch file (rollback anchor). Default: `<home>.otp`, beside the
+    /// state directory. Must not be inside it.
+    #[arg(long, value_name = "PATH")]
+    otp: Option<PathBuf>,
 }
 
 /// Run the board until QEMU exits; a signal to this process stops QEMU.
@@ -72,6 +78,20 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .mode(0o700)
         .create(&home)?;
     let elf = elf.canonicalize()?;
+    let otp = match args.otp {
+        Some(otp) => std::path::absolute(otp)?,
+        None => otp_beside(&home.canonicalize()?),
+    };
+    let otp_arg = otp
+        .to_str()
+        .filter(|p| !p.contains([',', ' ']) && p.len() < 160)
+        .ok_or_else(|| {
+            format!(
+                "the OTP file path {} must be UTF-8, under 160 bytes, without commas or spaces",
+                otp.display()
+            )
+        })?
+        .to_owned();
     let mode = if args.operational {
         "operational"
     } else {
@@ -85,7 +105,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .args(["-machine", "mps2-an505", "-nographic", "-monitor", "none"])
         .args(["-serial", "pty", "-semihosting-config"])
         .arg(format!(
-            "enable=on,target=native,arg=pawl-qemu,arg=mode={mode},arg=button-ms={}",
+            "enable=on,target=native,arg=pawl-qemu,arg=mode={mode},arg=button-ms={},arg=otp={otp_arg}",
             args.button_ms
         ))
         .arg("-kernel")
@@ -119,6 +139,14 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let status = supervise(&mut child, &mut shutdown)?;
     eprintln!("pawl-sim: QEMU exited: {status}");
     Ok(())
+}
+
+/// `<dir>.otp`: the "OTP" file beside the state directory `dir`.
+pub fn otp_beside(dir: &Path) -> PathBuf {
+    let dir: PathBuf = dir.components().collect();
+    let mut name = dir.into_os_string();
+    name.push(".otp");
+    PathBuf::from(name)
 }
 
 /// Have the kernel SIGKILL `command`'s process when this one exits, however it exits.

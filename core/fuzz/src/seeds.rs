@@ -125,6 +125,7 @@ pub fn frame_seeds(requests: &[Seed]) -> Vec<Seed> {
                 mark_writes: 7,
                 store: StoreHealth::Ok,
                 wear: WearCounters::default(),
+                epoch: None,
             }),
         ),
     ));

@@ -537,6 +537,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             mark_writes: self.counters.mark_writes,
             store: self.health,
             wear: self.store.wear(),
+            epoch: self.store.epoch(),
         }
     }
 

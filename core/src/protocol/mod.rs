@@ -404,6 +404,9 @@ pub struct Status {
     pub store: StoreHealth,
     /// Flash records written, bytes programmed and pages erased since boot.
     pub wear: WearCounters,
+    /// The OTP rollback anchor (`store::epoch`): epochs burned and left, and whether this
+    /// boot is anchored; `None` on a board without one.
+    pub epoch: Option<crate::store::EpochReport>,
 }
 
 /// Whether the store can be trusted.

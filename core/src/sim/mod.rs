@@ -13,6 +13,9 @@
 //! | `board.lock` | held while a process runs the board |
 //! | `selftest-scratch.bin` | the self-test's scratch "flash sector" ([`bench`]), never the store |
 //!
+//! Beside the directory, `<dir>.otp` holds the OTP epoch ([`epoch`]): restoring an old copy of
+//! the directory is refused at boot, as a whole-flash image is on the RP2350.
+//!
 //! Keys here live on the host's disk: this is a software signer, for trying pawl out and for
 //! tests. The bridge logs a loud warning when it runs one.
 
@@ -25,14 +28,16 @@ use std::time::Instant;
 use crate::board::{Board, BoardInfo, NoButton};
 use crate::keys::{Entropy, KeyError};
 use crate::protocol::{FrameError, Mode};
-use crate::store::{BoardKey, Budgeted, Clock, NorStore, NorStoreConfig, WriteBudget};
+use crate::store::{Anchored, BoardKey, Budgeted, Clock, NorStore, NorStoreConfig, WriteBudget};
 
 mod behind;
 pub mod bench;
+pub mod epoch;
 pub mod flash;
 pub mod guard;
 
 pub use behind::WriteBehind;
+pub use epoch::FileEpoch;
 pub use flash::SimFlash;
 pub use guard::FileGuard;
 
@@ -40,7 +45,8 @@ pub use guard::FileGuard;
 pub const VIRTUAL_PAGES: usize = 64;
 
 /// The virtual board's store: the flash store under the write budget.
-pub type VirtualStore = Budgeted<NorStore<SimFlash, FileGuard, WriteBehind>, HostClock>;
+pub type VirtualStore =
+    Budgeted<NorStore<SimFlash, Anchored<FileGuard, FileEpoch>, WriteBehind>, HostClock>;
 
 /// The host's monotonic clock ([`Instant`]), counted from when the board opened.
 #[derive(Clone, Copy, Debug)]
@@ -108,6 +114,7 @@ impl VirtualBoard {
         let mut flash = SimFlash::open_file(&dir.join("flash.bin"), VIRTUAL_PAGES)?;
         let durability = flash.write_behind()?;
         let guard = FileGuard::open(&dir.join("rollback-counter"))?;
+        let guard = Anchored::new(guard, FileEpoch::open(&epoch::otp_path(dir))?);
         let region = 0..u32::try_from(VIRTUAL_PAGES * flash::PAGE).unwrap_or(u32::MAX);
         let config = NorStoreConfig {
             region,

@@ -290,6 +290,10 @@ impl<S: Store, C: Clock> Store for Budgeted<S, C> {
         self.inner.wear()
     }
 
+    fn epoch(&self) -> Option<super::EpochReport> {
+        self.inner.epoch()
+    }
+
     fn reprovision(&mut self, erase: bool) -> Result<(), StoreError> {
         let before = self.inner.wear().records;
         let result = self.inner.reprovision(erase);

@@ -21,6 +21,7 @@ use crate::watermark::MarkId;
 
 pub mod budget;
 pub mod durable;
+pub mod epoch;
 mod memory;
 pub mod nor;
 mod resets;
@@ -29,6 +30,7 @@ pub mod wear;
 
 pub use budget::{Budgeted, Clock, WriteBudget};
 pub use durable::{Durability, Synchronous};
+pub use epoch::{Anchored, EpochCounter, EpochReport, EpochState};
 pub use memory::{MEMORY_MARKS, MemoryStore};
 pub use nor::{BoardKey, FORMAT_VERSION, NorStore, NorStoreConfig};
 
@@ -55,6 +57,15 @@ pub enum StoreError {
         /// The store's format version.
         version: u16,
     },
+    /// The store's newest record is from an older OTP epoch than the board has burned
+    /// ([`epoch`]): a copy of the whole flash, taken before a later boot wrote, was written
+    /// back. Nothing is read or written until re-provisioning.
+    OtpEpochBehind {
+        /// Epoch of the newest record on flash.
+        flash: u32,
+        /// Epoch burned in OTP.
+        otp: u32,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -73,6 +84,12 @@ impl fmt::Display for StoreError {
                 return write!(
                     f,
                     "the store was written by a newer firmware (format {version}); flash that firmware again, or re-provision with erase"
+                );
+            }
+            StoreError::OtpEpochBehind { flash, otp } => {
+                return write!(
+                    f,
+                    "a whole-flash image older than this board's OTP epoch was written back (flash epoch {flash}, OTP epoch {otp}): its marks are stale and the board may have signed above them; import current watermarks and re-provision the board"
                 );
             }
         })
@@ -277,12 +294,18 @@ pub trait Store {
         let _ = mode;
     }
 
+    /// The OTP rollback anchor as of now ([`epoch`]); `None` for stores without one.
+    fn epoch(&self) -> Option<EpochReport> {
+        None
+    }
+
     /// Flash wear so far (zero for stores without flash).
     fn wear(&self) -> WearCounters {
         WearCounters::default()
     }
 
-    /// Re-provisioning after [`StoreError::RolledBack`] or [`StoreError::Corrupted`]: with
+    /// Re-provisioning after [`StoreError::RolledBack`], [`StoreError::OtpEpochBehind`] or
+    /// [`StoreError::Corrupted`]: with
     /// `erase`, start from an empty store; without, adopt the stored image as it is (its marks
     /// are stale: the operator imports current watermarks next). Either way the anti-rollback
     /// counter is brought level with the image, so the store loads again.
@@ -310,6 +333,11 @@ pub trait RollbackGuard {
     /// Record `seq` as written. Called after the record is durable, so a power cut in between
     /// leaves the guard behind the flash (accepted), never ahead of it.
     fn advance(&mut self, seq: u32) -> Result<(), StoreError>;
+
+    /// The OTP epoch counter anchoring this guard ([`epoch`]), if the board has one.
+    fn anchor(&mut self) -> Option<&mut dyn EpochCounter> {
+        None
+    }
 }
 
 /// A board without a rollback counter: rollback goes undetected.

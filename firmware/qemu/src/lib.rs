@@ -17,13 +17,15 @@
 //!
 //! The power-up configuration comes from QEMU's semihosting command line (set by
 //! `pawl-sim qemu`), never from the serial link: `mode=provisioning|operational` (default
-//! operational) and `button-ms=N` (the confirm-on-device window, default 5000).
+//! operational), `button-ms=N` (the confirm-on-device window, default 5000) and `otp=PATH`
+//! (the rollback anchor's "OTP" file, outside the state directory: [`otp`]).
 
 #![no_std]
 
 pub mod bench;
 pub mod clock;
 pub mod flash;
+pub mod otp;
 pub mod semihost;
 pub mod state;
 pub mod uart;
@@ -41,6 +43,7 @@ use pawl_core::store::{Budgeted, NorStore, NorStoreConfig, WriteBudget};
 
 use crate::clock::SysTickClock;
 use crate::flash::HostFlash;
+use crate::otp::{FileEpoch, OtpPath, QemuGuard};
 use crate::state::{FileButton, FileGuard, HostEntropy};
 use crate::uart::Uart;
 
@@ -48,7 +51,7 @@ use crate::uart::Uart;
 pub type QemuBoard = Board<QemuStore, HostEntropy, FileButton>;
 
 /// The board's store: the flash store under the write budget, timed by SysTick.
-pub type QemuStore = Budgeted<NorStore<HostFlash, FileGuard>, SysTickClock>;
+pub type QemuStore = Budgeted<NorStore<HostFlash, QemuGuard>, SysTickClock>;
 
 /// What the board reports about itself.
 pub const INFO: BoardInfo = BoardInfo {
@@ -67,14 +70,18 @@ pub struct Setup {
     pub mode: Mode,
     /// Confirm-on-device window, in centiseconds.
     pub button_cs: u32,
+    /// The rollback anchor's file (`otp=`), if given.
+    pub otp: Option<OtpPath>,
 }
 
 impl Setup {
-    /// Parse `argv0 [mode=provisioning|operational] [button-ms=N]`; anything else is refused.
+    /// Parse `argv0 [mode=provisioning|operational] [button-ms=N] [otp=PATH]`; anything else is
+    /// refused.
     pub fn parse(cmdline: &str) -> Result<Setup, &'static str> {
         let mut setup = Setup {
             mode: Mode::Operational,
             button_cs: 500,
+            otp: None,
         };
         for word in cmdline.split_ascii_whitespace().skip(1) {
             match word.split_once('=') {
@@ -84,6 +91,7 @@ impl Setup {
                     let ms: u32 = ms.parse().map_err(|_| "button-ms is not a number")?;
                     setup.button_cs = ms.div_ceil(10);
                 }
+                Some(("otp", path)) => setup.otp = Some(OtpPath::new(path)?),
                 _ => return Err("unknown word on the command line"),
             }
         }
@@ -114,12 +122,29 @@ pub fn fail(what: &str) -> ! {
 
 /// The board's flash store on the state directory's files (`flash.bin`, `board.key`,
 /// `rollback-counter`), not yet loaded, and the entropy source that made or read the board key.
-pub fn open_store() -> (NorStore<HostFlash, FileGuard>, HostEntropy) {
+/// Unanchored: see [`open_store_anchored`].
+pub fn open_store() -> (NorStore<HostFlash, QemuGuard>, HostEntropy) {
+    open_store_anchored(None)
+}
+
+/// [`open_store`], its rollback guard anchored by the epoch file at `otp` ([`otp`]).
+pub fn open_store_anchored(otp: Option<&OtpPath>) -> (NorStore<HostFlash, QemuGuard>, HostEntropy) {
     let mut entropy = HostEntropy::open().unwrap_or_else(|_| fail("cannot open /dev/urandom"));
     let key = state::board_key(&mut entropy)
         .unwrap_or_else(|_| fail("board.key is unreadable or not 32 bytes"));
     let flash = HostFlash::open().unwrap_or_else(|_| fail("cannot open flash.bin"));
     let guard = FileGuard::open().unwrap_or_else(|_| fail("rollback-counter is unreadable"));
+    let epoch = match otp {
+        Some(path) => Some(
+            FileEpoch::open(path.as_cstr())
+                .unwrap_or_else(|_| fail("the otp= file is unreadable or not 4 bytes")),
+        ),
+        None => {
+            log!("no otp= file: rollback of the whole state directory goes undetected");
+            None
+        }
+    };
+    let guard = QemuGuard::new(guard, epoch);
     let config = NorStoreConfig {
         region: 0..flash::SIZE as u32,
         ceiling_ahead: NorStoreConfig::DEFAULT_CEILING_AHEAD,
@@ -137,7 +162,7 @@ pub fn open_board() -> (QemuBoard, Setup) {
         Ok(Err(e)) => fail(e),
         Err(_) => fail("cannot read the semihosting command line"),
     };
-    let (store, entropy) = open_store();
+    let (store, entropy) = open_store_anchored(setup.otp.as_ref());
     let store = Budgeted::new(store, SysTickClock::new(), WriteBudget::DEFAULT);
     let mut board = Board::open(
         store,

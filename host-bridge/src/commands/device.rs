@@ -2,6 +2,7 @@
 
 use clap::Subcommand;
 use pawl_core::protocol::{Mode, PROTOCOL_VERSION, Request, Response, StoreHealth};
+use pawl_core::store::{EpochReport, EpochState};
 use serde_json::json;
 
 use super::{Context, ask, print_json};
@@ -94,6 +95,7 @@ fn info_of(ctx: &Context, link: &crate::link::Link, name: Option<&str>) -> anyho
             "refusals": status.refusals,
             "mark_writes": status.mark_writes,
             "store": store,
+            "rollback_anchor": anchor_json(status.epoch.as_ref()),
         });
         if let Some(name) = name {
             value["name"] = json!(name);
@@ -110,9 +112,48 @@ fn info_of(ctx: &Context, link: &crate::link::Link, name: Option<&str>) -> anyho
         println!("refusals:    {} since boot", status.refusals);
         println!("mark writes: {} since boot", status.mark_writes);
         println!("store:       {store}");
+        println!("anchor:      {}", anchor_line(status.epoch.as_ref()));
         println!("via:         {via}");
     }
     Ok(())
+}
+
+/// The OTP rollback anchor (`core/src/store/epoch.rs`) for `--json`; `null` without one.
+fn anchor_json(epoch: Option<&EpochReport>) -> serde_json::Value {
+    match epoch {
+        None => serde_json::Value::Null,
+        Some(e) => json!({
+            "otp_epoch": e.otp,
+            "flash_epoch": e.flash,
+            "epochs_left": e.left,
+            "state": anchor_state(e.state),
+            "detail": e.describe(),
+        }),
+    }
+}
+
+fn anchor_state(state: EpochState) -> &'static str {
+    match state {
+        EpochState::Armed => "armed",
+        EpochState::Burned => "burned",
+        EpochState::Exhausted => "exhausted",
+        EpochState::BurnFailed => "burn-failed",
+    }
+}
+
+/// One line for `pawl device info`.
+fn anchor_line(epoch: Option<&EpochReport>) -> String {
+    match epoch {
+        None => "none (this board has no OTP epoch: a restored whole-flash image goes undetected)"
+            .to_string(),
+        Some(e) => format!(
+            "OTP epoch {} (flash {}), {} epochs left: {}",
+            e.otp,
+            e.flash,
+            e.left,
+            e.describe()
+        ),
+    }
 }
 
 fn reprovision(ctx: &Context, erase: bool) -> anyhow::Result<()> {

@@ -210,6 +210,26 @@ fn board_figures(out: &mut String, per_board: &[(String, BoardView, BoardSnapsho
         for (name, help, counter, value) in figures {
             add(name, help, counter, labels, value);
         }
+        if let Some(e) = &status.epoch {
+            // The OTP rollback anchor (core/src/store/epoch.rs): alert well before zero.
+            add(
+                "pawl_board_otp_epochs_left",
+                "OTP epochs the board's rollback anchor can still burn (one per boot that writes); at 0 a restored whole-flash image goes undetected.",
+                false,
+                labels,
+                f64::from(e.left),
+            );
+            add(
+                "pawl_board_otp_anchored",
+                "1 when this boot is anchored in OTP (a restored whole-flash image is refused); 0 when the board signs on its flash guard alone (epochs exhausted or the burn failed).",
+                false,
+                labels,
+                f64::from(u8::from(matches!(
+                    e.state,
+                    pawl_core::store::EpochState::Armed | pawl_core::store::EpochState::Burned
+                ))),
+            );
+        }
     }
     for (name, help, counter, values) in &series {
         let kind = if *counter { "counter" } else { "gauge" };

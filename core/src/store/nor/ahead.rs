@@ -28,7 +28,9 @@ pub const PAD_ROOM: u32 = 128;
 impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
     /// One step of idle-time work; `true` if it wrote anything (call again).
     pub(super) fn idle_work(&mut self) -> Result<bool, StoreError> {
-        if self.reserve_ceiling()? {
+        // A boot's first record opens an OTP epoch and is a request's, charged for it by the
+        // write budget (`store::epoch`): no reservation before it.
+        if !self.epoch_due() && self.reserve_ceiling()? {
             return Ok(true);
         }
         self.close_full_page()

@@ -105,10 +105,11 @@ pub use record::FORMAT_VERSION;
 use record::*;
 
 use super::durable::{Durability, Synchronous};
+use super::epoch::EpochTrack;
 use super::resets;
 use super::seal::{MAC_LEN, SEAL_OVERHEAD, SealKeys};
 use super::wear::Counted;
-use super::{Record, RollbackGuard, Store, StoreError, StoredKey, WearCounters};
+use super::{EpochReport, Record, RollbackGuard, Store, StoreError, StoredKey, WearCounters};
 use crate::board::MAX_MARKS;
 use crate::protocol::MAX_KEYS;
 use crate::watermark::MarkId;
@@ -224,6 +225,9 @@ pub struct NorStore<F: NorFlash, G: RollbackGuard, D: Durability = Synchronous> 
     /// The format record's version, if the store holds one (written before the first key
     /// otherwise, and raised to [`FORMAT_VERSION`] before the first pad).
     format: Option<u16>,
+    /// The OTP rollback anchor: read at load, burned after this boot's first record
+    /// (`store::epoch`).
+    epoch: EpochTrack,
     buf: [u8; BUF],
 }
 
@@ -277,6 +281,7 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
             guard_pending: None,
             note: None,
             format: None,
+            epoch: EpochTrack::default(),
             buf: [0; BUF],
         })
     }
@@ -351,9 +356,29 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
         }
     }
 
-    /// The number the next record gets.
+    /// The number the next record gets: the first of a new OTP epoch for a boot's first
+    /// record on an anchored board (`store::epoch`).
     fn next_seq(&self) -> Result<u32, StoreError> {
-        self.seq.checked_add(1).ok_or(StoreError::Full)
+        let next = self.seq.checked_add(1).ok_or(StoreError::Full)?;
+        Ok(self.epoch.next_seq(next))
+    }
+
+    /// Read the OTP anchor (if any) for the store as scanned: this boot's epoch is decided.
+    /// Returns (flash epoch, OTP epoch).
+    fn arm_epoch(&mut self) -> Result<Option<(u32, u32)>, StoreError> {
+        self.epoch = EpochTrack::default();
+        let seq = self.seq;
+        let Some(counter) = self.guard.anchor() else {
+            return Ok(None);
+        };
+        self.epoch = EpochTrack::arm(counter, seq)?;
+        Ok(self.epoch.report.map(|r| (r.flash, r.otp)))
+    }
+
+    /// Whether this boot has yet to open its OTP epoch (idle-time work waits for it: the
+    /// first record of a boot is a request's, charged by the write budget).
+    pub(super) fn epoch_due(&self) -> bool {
+        self.epoch.due.is_some()
     }
 
     /// Write record `seq` (from [`Self::next_seq`]; `body` is the value without its leading
@@ -407,6 +432,9 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
         }
         self.durability.settle(point)?;
         self.guard_pending = None;
+        // The record is durable: now this boot's OTP epoch, if it opened one (flash first,
+        // then OTP: `store::epoch`).
+        self.epoch.written(seq, self.guard.anchor());
         // The record is durable: it holds whatever the guard does. A guard behind the flash
         // is accepted (as after a power cut between the two); the next write retries it.
         self.guard_behind = self.guard.advance(seq).is_err().then_some(seq);
@@ -431,6 +459,25 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> NorStore<F, G, D> {
         {
             self.guard_pending = None;
             self.guard_behind = self.guard.advance(seq).is_err().then_some(seq);
+        }
+    }
+
+    /// Records [`Store::persist_mark`] of this position writes, before any epoch charge.
+    fn records_for(&self, id: &MarkId, level: u32, round: u32) -> u32 {
+        match self.marks.iter().find(|m| m.id == *id) {
+            Some(m) if m.ceiling.is_some_and(|c| (level, round) <= c) => 0,
+            // The ceiling, after the name when it must be written again.
+            Some(m) => 1 + u32::from(!m.named),
+            // Name, then ceiling; a full table first voids a slot with no position (one more
+            // record), and writes nothing without one (`Full`).
+            None if self.marks.is_full() => {
+                if self.marks.iter().any(|m| m.ceiling.is_none()) {
+                    3
+                } else {
+                    0
+                }
+            }
+            None => 2,
         }
     }
 
@@ -515,9 +562,15 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> Store for NorStore<F, G, D> {
         visit: &mut dyn FnMut(Record<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let floor = self.guard.floor()?;
+        self.epoch = EpochTrack::default();
         let mut keys = self.scan()?;
         if self.seq < floor {
             return Err(StoreError::RolledBack);
+        }
+        if let Some((flash, otp)) = self.arm_epoch()?
+            && flash < otp
+        {
+            return Err(StoreError::OtpEpochBehind { flash, otp });
         }
         keys.sort_unstable_by_key(|(slot, _)| *slot);
         for (slot, key) in &keys {
@@ -595,21 +648,17 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> Store for NorStore<F, G, D> {
     }
 
     fn persist_cost(&self, id: &MarkId, level: u32, round: u32) -> u32 {
-        match self.marks.iter().find(|m| m.id == *id) {
-            Some(m) if m.ceiling.is_some_and(|c| (level, round) <= c) => 0,
-            // The ceiling, after the name when it must be written again.
-            Some(m) => 1 + u32::from(!m.named),
-            // Name, then ceiling; a full table first voids a slot with no position (one more
-            // record), and writes nothing without one (`Full`).
-            None if self.marks.is_full() => {
-                if self.marks.iter().any(|m| m.ceiling.is_none()) {
-                    3
-                } else {
-                    0
-                }
-            }
-            None => 2,
+        let records = self.records_for(id, level, round);
+        if records > 0 && self.epoch_due() {
+            // This boot's first record opens an OTP epoch (`store::epoch`).
+            records.saturating_add(super::epoch::BURN_COST)
+        } else {
+            records
         }
+    }
+
+    fn epoch(&self) -> Option<EpochReport> {
+        self.epoch.report
     }
 
     fn budget_note(&self) -> Option<u16> {
@@ -708,6 +757,9 @@ impl<F: NorFlash, G: RollbackGuard, D: Durability> Store for NorStore<F, G, D> {
             self.scan()?;
             self.seq = self.seq.max(floor);
         }
+        // The re-provisioning record opens a new OTP epoch above the one burned: the store
+        // loads again (`store::epoch`).
+        self.arm_epoch()?;
         self.write_authenticated(map_key(TAG_META, META_REPROVISION), &[])
     }
 }

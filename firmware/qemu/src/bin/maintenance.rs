@@ -23,7 +23,7 @@ use pawl_core::request::ChainId;
 use pawl_core::store::{FORMAT_VERSION, NorStore, Store};
 use pawl_core::watermark::{MarkId, MarkKind};
 use pawl_qemu::flash::{self, HostFlash};
-use pawl_qemu::state::FileGuard;
+use pawl_qemu::otp::QemuGuard;
 use pawl_qemu::{fail, init_heap, open_store};
 
 #[path = "../measure.rs"]
@@ -55,7 +55,7 @@ impl Worst {
 
 /// One step of idle-time work, its cost seen in `step`; `false` when there was none.
 fn idle_step(
-    store: &mut NorStore<HostFlash, FileGuard>,
+    store: &mut NorStore<HostFlash, QemuGuard>,
     step: &mut Worst,
     instructions: &impl Fn(u64) -> u64,
 ) -> bool {

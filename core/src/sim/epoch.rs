@@ -1,0 +1,90 @@
+//! The virtual board's OTP epoch counter ([`crate::store::epoch`]): a file **beside** the
+//! state directory (`<dir>.otp`), not in it, so that restoring a copy of the directory — the
+//! virtual board's "whole flash" — leaves it where it was, as OTP would be.
+//!
+//! The file holds the epoch as 4 bytes little-endian; a burn is written and `fdatasync`ed
+//! before it counts (OTP programming is durable when it returns). It holds
+//! [`OTP_EPOCHS`] epochs, as the RP2350 image's rows do.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::store::epoch::OTP_EPOCHS;
+use crate::store::{EpochCounter, StoreError};
+
+/// Where the counter of the board whose state is in `dir` lives: `<dir>.otp`.
+pub fn otp_path(dir: &Path) -> PathBuf {
+    // Through the components: a trailing slash must not put the file inside the directory.
+    let dir: PathBuf = dir.components().collect();
+    let mut name = dir.into_os_string();
+    name.push(".otp");
+    PathBuf::from(name)
+}
+
+/// An [`EpochCounter`] in a file.
+pub struct FileEpoch {
+    file: File,
+    value: u32,
+    capacity: u32,
+}
+
+impl FileEpoch {
+    /// Open (or create, at zero) the counter file, holding [`OTP_EPOCHS`] epochs.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, OTP_EPOCHS)
+    }
+
+    /// As [`FileEpoch::open`], holding `capacity` epochs (tests of exhaustion).
+    pub fn open_with(path: &Path, capacity: u32) -> io::Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let mut bytes = std::vec::Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let value = match bytes.len() {
+            0 => 0,
+            4 => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            n => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    std::format!("{} is {n} bytes, expected 4", path.display()),
+                ));
+            }
+        };
+        Ok(FileEpoch {
+            file,
+            value,
+            capacity,
+        })
+    }
+}
+
+impl EpochCounter for FileEpoch {
+    fn read(&mut self) -> Result<u32, StoreError> {
+        Ok(self.value)
+    }
+
+    fn burn_to(&mut self, epoch: u32) -> Result<(), StoreError> {
+        if epoch <= self.value {
+            return Ok(());
+        }
+        if epoch > self.capacity {
+            return Err(StoreError::Full);
+        }
+        self.file
+            .write_all_at(&epoch.to_le_bytes(), 0)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|_| StoreError::Io)?;
+        self.value = epoch;
+        Ok(())
+    }
+
+    fn capacity(&self) -> u32 {
+        self.capacity
+    }
+}
