@@ -54,12 +54,15 @@ def check_common(report: dict, board_kind: str, firmware_crate: str, mode: str):
         "status": "ok",
     }
     assert report["mode"] == mode
+    assert isinstance(report["board"], str) and report["board"]
+    assert isinstance(report["via"], str) and report["via"]
     expected_model = {"virtual": "virtual", "qemu": "qemu mps2-an505"}[board_kind]
     assert report["board_model"].startswith(expected_model), report["board_model"]
     store = report["store"]
     assert store["status"] == "ok"
     assert store["mark_capacity"] == 64 and 0 <= store["marks"] <= 64
     assert set(store["wear"]) == {"records", "bytes_written", "pages_erased"}
+    assert store["keys"] >= 0 and store["signatures"] >= 0 and store["refusals"] >= 0
     assert report["board_key"] == "simulated-file"
     clock = report["clock"]
     assert clock["instruments"] is True
