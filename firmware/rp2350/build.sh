@@ -21,6 +21,9 @@ mkdir -p out
 cp ../target/thumbv8m.main-none-eabihf/release/pawl-rp2350 out/pawl-rp2350.elf
 python3 tools/uf2.py out/pawl-rp2350.elf out/pawl-rp2350.uf2
 python3 -m unittest discover -s tools -q 2>&1 | tail -n 1
+# No USB path to the bootloader (README.md): the image reaches no boot ROM function but the
+# flash helpers, speaks CDC-ACM only, and writes flash only in the store, guard and scratch.
+python3 tools/no_usb_bootloader.py out/pawl-rp2350.elf src ../Cargo.lock
 
 # text = what is stored in flash and executed or read there; data = initialised RAM (its
 # initial image also occupies flash; here mostly the RAM-resident flash/BOOTSEL routines);
