@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 import procs
+from test_qemu import QemuStack, qemu_elf  # noqa: F401 (fixture)
 from test_yubihsm import KEYS, YubiSim, board_and_home, yubihsm_setup
 
 THROW_AWAY_LABEL = "pawl selftest throw-away"
@@ -139,3 +140,32 @@ def test_operational_mode_runs_session_and_key_checks_only(bins, setup):
         assert sim.admin("/admin/stats")["messages"] - before <= 3 + len(pkhs) + 2
     finally:
         oper.stop()
+
+
+def test_the_qemu_firmware_runs_the_same_checks(bins, qemu_elf, tmp_root):  # noqa: F811
+    """The same self-test on the QEMU board image: the firmware holds the session."""
+    root = tmp_root / "selftest-yubihsm-qemu"
+    stack = QemuStack(bins, qemu_elf, root, "selftest-hsm-qemu")
+    sim = YubiSim(bins, stack.logs)
+    try:
+        (stack.bridge_home / "pawl.toml").write_text(
+            f'[yubihsm]\nconnector = "{sim.url}"\nmessage_timeout_ms = 2000\n')
+        stack.boot()
+        yubihsm_setup(bins, stack.bridge_home, stack)
+        for key_id, _curve in KEYS.values():
+            procs.pawl_cli(bins, ["keys", "import", "--home", str(stack.bridge_home),
+                                  "--device", str(stack.device), "--backend", "yubihsm",
+                                  "--key-id", str(key_id), "--allow", "attestation"])
+        before = objects(sim)
+        code, report, err = selftest(bins, stack.bridge_home, stack)
+        assert code == 0, (report, err)
+        names = [c["check"] for c in report["checks"]]
+        assert names[0] == "session" and len(names) == 1 + len(KEYS) + 3, names
+        assert all(c["ok"] for c in report["checks"]), report
+        assert objects(sim) == before
+    except Exception:
+        print(stack.log_tails())
+        raise
+    finally:
+        stack.stop()
+        sim.stop()
