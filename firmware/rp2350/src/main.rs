@@ -5,7 +5,8 @@
 //!
 //! * [`link`]: USB CDC-ACM serial, on a high-priority interrupt executor;
 //! * [`serve`]: the frame loop, in thread mode (it blocks while signing);
-//! * [`storage`] + [`guard`]: the on-chip flash store and its rollback guard;
+//! * [`storage`] + [`guard`]: the on-chip flash store and its rollback guard; with the
+//!   `otp-epoch` feature, `epoch`: the guard's anchor in OTP (one epoch per boot that writes);
 //! * [`otp`]: the board key; [`entropy`]: the TRNG; [`button`] and [`led`]: BOOTSEL and GPIO 25;
 //! * [`selftest`]: the instruments `pawl device selftest` measures with (TIMER, scratch sector).
 
@@ -28,6 +29,8 @@ use static_cell::StaticCell;
 mod bootsel;
 mod button;
 mod entropy;
+#[cfg(feature = "otp-epoch")]
+mod epoch;
 mod guard;
 mod led;
 mod link;

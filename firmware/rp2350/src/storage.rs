@@ -7,12 +7,16 @@ use embassy_rp::peripherals::FLASH;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 use embassy_sync::mutex::Mutex;
 use pawl_core::protocol::Mode;
+#[cfg(feature = "otp-epoch")]
+use pawl_core::store::Anchored;
 use pawl_core::store::{
-    BoardKey, Budgeted, Clock, NorStore, NorStoreConfig, Record, Store, StoreError, StoredKey,
-    WearCounters, WriteBudget,
+    BoardKey, Budgeted, Clock, EpochReport, NorStore, NorStoreConfig, Record, Store, StoreError,
+    StoredKey, WearCounters, WriteBudget,
 };
 use pawl_core::watermark::MarkId;
 
+#[cfg(feature = "otp-epoch")]
+use crate::epoch::OtpEpoch;
 use crate::guard::FlashGuard;
 use crate::layout::{FLASH_SIZE, GUARD_OFFSET, GUARD_SIZE, STORE_OFFSET, STORE_SIZE};
 
@@ -23,7 +27,14 @@ pub type SharedFlash = Mutex<CriticalSectionRawMutex, BoardFlash>;
 /// A bounds-checked window on the flash: the store or the guard cannot reach the image.
 pub type Region = Partition<'static, CriticalSectionRawMutex, BoardFlash>;
 /// The store the board uses when it has a board key.
-pub type FlashStore = NorStore<Region, FlashGuard<Region>>;
+pub type FlashStore = NorStore<Region, BoardGuard>;
+/// The store's rollback guard: in flash, anchored by the OTP epoch with the `otp-epoch`
+/// feature (`src/epoch.rs`).
+#[cfg(feature = "otp-epoch")]
+pub type BoardGuard = Anchored<FlashGuard<Region>, OtpEpoch>;
+/// The store's rollback guard: in flash only (the default image; see `src/epoch.rs`).
+#[cfg(not(feature = "otp-epoch"))]
+pub type BoardGuard = FlashGuard<Region>;
 /// What the board runs on: its store under the flash write budget, timed by the RP2350's
 /// 1 MHz system timer (`embassy_time`).
 pub type BudgetedStore = Budgeted<BoardStore, TimerClock>;
@@ -47,6 +58,8 @@ pub fn budgeted(store: BoardStore) -> BudgetedStore {
 pub fn open(flash: &'static SharedFlash, key: &BoardKey) -> Result<FlashStore, StoreError> {
     let store = Region::new(flash, STORE_OFFSET, STORE_SIZE);
     let guard = FlashGuard::open(Region::new(flash, GUARD_OFFSET, GUARD_SIZE))?;
+    #[cfg(feature = "otp-epoch")]
+    let guard = Anchored::new(guard, OtpEpoch);
     let config = NorStoreConfig {
         region: 0..STORE_SIZE,
         ceiling_ahead: NorStoreConfig::DEFAULT_CEILING_AHEAD,
@@ -143,6 +156,13 @@ impl Store for BoardStore {
     fn board_mode(&mut self, mode: Mode) {
         if let BoardStore::Flash(s) = self {
             s.board_mode(mode);
+        }
+    }
+
+    fn epoch(&self) -> Option<EpochReport> {
+        match self {
+            BoardStore::Flash(s) => s.epoch(),
+            BoardStore::Missing => None,
         }
     }
 
