@@ -44,6 +44,8 @@ echo "One Sign frame (attestation) through \`Board::handle_frame\`: COBS/CRC/pos
 echo "policy, watermark, store, sign, encode. Stack: bytes below the caller's stack pointer (painted,"
 echo "interrupts masked; first signature of the mark, which writes its ceiling). Instructions: QEMU"
 echo "\`-icount shift=0\` + SysTick; semihosting flash I/O counts one \`bkpt\` per call."
+echo "Row \`cometbft-prevote-tz1\`: a CometBFT SignVote frame (prevote, tz1 key pinned to a chain):"
+echo "sign-bytes reader, height/round/step mark, plain Ed25519 over the sign bytes."
 echo
 echo "| curve | stack (B) | sign, mark under its ceiling | sign + ceiling write | identical retry (recorded) |"
 echo "|---|---:|---:|---:|---:|"

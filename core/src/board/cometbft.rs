@@ -40,7 +40,7 @@ use crate::protocol::cometbft::{
     CometChainId, CometError, CometMark, CometRequest, CometResponse, MAX_CHAIN_ID,
     MAX_COMET_SIGN_BYTES, SignBytesError, Step, Timestamp,
 };
-use crate::protocol::{MAX_SIGN_PAYLOAD, OffDuty, Refusal, Response, Role};
+use crate::protocol::{MAX_KEYS, MAX_SIGN_PAYLOAD, OffDuty, Refusal, Response, Role};
 use crate::request::{ChainId, RequestKind};
 use crate::store::Store;
 use crate::watermark::{MarkId, MarkKind, Verdict, WatermarkError};
@@ -56,10 +56,12 @@ struct Signed {
     timestamp: Timestamp,
 }
 
-/// CometBFT signing state held in RAM: the timestamp of the last signature of each mark.
+/// CometBFT signing state held in RAM: what each key signed last (one entry per key: a key
+/// signs on one chain at a time; after it is pinned to another chain, a retry on the old one
+/// is refused — never answered wrongly).
 #[derive(Default)]
 pub(super) struct CometState {
-    signed: heapless::Vec<Signed, { super::MAX_MARKS }>,
+    signed: heapless::Vec<Signed, { MAX_KEYS }>,
 }
 
 impl CometState {
@@ -68,9 +70,9 @@ impl CometState {
     }
 
     fn remember(&mut self, new: Signed) {
-        self.signed.retain(|s| s.id != new.id);
-        // Cannot overflow: one entry per mark, and the table holds at most MAX_MARKS. Were it
-        // to, the entry is simply not kept and a retry is refused (never a wrong answer).
+        self.signed.retain(|s| s.id.key != new.id.key);
+        // Cannot overflow: one entry per key, and the board holds at most MAX_KEYS keys. Were
+        // it to, the entry is simply not kept and a retry is refused (never a wrong answer).
         let _ = self.signed.push(new);
     }
 }

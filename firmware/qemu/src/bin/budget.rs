@@ -18,6 +18,7 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use pawl_core::keys::{Curve, PublicKeyHash, SecretBytes, SigningVersion};
 use pawl_core::policy::Policy;
+use pawl_core::protocol::cometbft::{CometRequest, CometResponse};
 use pawl_core::protocol::{Envelope, MAX_FRAME, Request, Response, decode_frame, encode_frame};
 use pawl_qemu::{QemuBoard, fail, init_heap, open_board};
 
@@ -107,6 +108,44 @@ fn sign(board: &mut QemuBoard, pkh: PublicKeyHash, hex: &str, bump: u8, buf: &mu
     }
 }
 
+/// A CometBFT prevote at height 100, round 1 for `cosmoshub-4` (tendermint-rs
+/// `Vote::into_signable_vec`: vector `prevote_100_1` of core/tests/fixtures/cometbft).
+const PREVOTE: &str = "73080111640000000000000019010000000000000022480a200101010101010101010101010101010101010101010101010101010101010101122408011220fefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefe2a060880e2cfaa06320b636f736d6f736875622d34";
+
+/// Answer one CometBFT SignVote frame for `pkh` at height 100 + `bump`; `true` if signed.
+fn vote(board: &mut QemuBoard, pkh: PublicKeyHash, bump: u8, buf: &mut Buffers) -> bool {
+    let mut p = [0u8; 128];
+    let hex = PREVOTE.as_bytes();
+    let n = hex.len() / 2;
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => c - b'0',
+        _ => c - b'a' + 10,
+    };
+    for i in 0..n {
+        p[i] = (nib(hex[2 * i]) << 4) | nib(hex[2 * i + 1]);
+    }
+    // The height, sfixed64 little-endian after its tag at byte 3.
+    p[4] += bump;
+    let request = Request::CometBft(CometRequest::SignVote {
+        pkh,
+        sign_bytes: &p[..n],
+        extension: None,
+    });
+    let Ok(len) = encode_frame(1, &request, &mut buf.scratch, &mut buf.frame) else {
+        fail("encode a SignVote frame");
+    };
+    match board.handle_frame(&mut buf.frame[..len], &mut buf.out) {
+        Ok(n) => matches!(
+            decode_frame::<Response>(&mut buf.out[..n]),
+            Ok(Envelope {
+                message: Response::CometBft(CometResponse::Vote { .. }),
+                ..
+            })
+        ),
+        Err(_) => false,
+    }
+}
+
 struct Buffers {
     scratch: [u8; 512],
     frame: [u8; 512],
@@ -161,6 +200,37 @@ fn main() -> ! {
             instructions(t_repeat)
         );
     }
+    // A CometBFT validator key (tz1 on the board, pinned to cosmoshub-4): the same four steps.
+    let request = Request::ImportKey {
+        curve: Curve::Ed25519,
+        secret: SecretBytes::new([9; 32]),
+        policy: Policy::default(),
+    };
+    let pkh = match board.handle(request) {
+        Response::KeyInfo(info) => info.pkh,
+        _ => fail("import the CometBFT key"),
+    };
+    let pin = Request::CometBft(CometRequest::SetChain {
+        pkh,
+        chain_id: "cosmoshub-4",
+    });
+    if !matches!(board.handle(pin), Response::KeyInfo(_)) {
+        fail("pin the CometBFT key");
+    }
+    let (ok, stack) = stack_used(|| vote(&mut board, pkh, 0, &mut buf));
+    let (ok1, t_sign) = timed(|| vote(&mut board, pkh, 1, &mut buf));
+    let (ok2, t_repeat) = timed(|| vote(&mut board, pkh, 1, &mut buf));
+    let (ok3, t_ceiling) = timed(|| vote(&mut board, pkh, 20, &mut buf));
+    if !(ok && ok1 && ok2 && ok3) {
+        fail("a SignVote frame was not signed");
+    }
+    hprintln!(
+        "BUDGET sign curve=cometbft-prevote-tz1 stack={} instr={} instr_ceiling_write={} instr_repeat={}",
+        stack,
+        instructions(t_sign),
+        instructions(t_ceiling),
+        instructions(t_repeat)
+    );
     hprintln!("BUDGET done");
     debug::exit(debug::EXIT_SUCCESS);
     #[allow(clippy::empty_loop)]
