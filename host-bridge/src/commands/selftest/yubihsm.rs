@@ -251,7 +251,18 @@ fn throw_away_check(bench: &Bench, curve: Curve, domains: u16) -> Outcome {
             ),
         ),
         Ok(other) => unexpected(&other),
-        Err(e) => failed(&e),
+        Err(e) => {
+            // The board deletes its key whenever the HSM still answers it; a broken channel
+            // can leave one behind.
+            let (ok, detail, text) = failed(&e);
+            (
+                ok,
+                detail,
+                format!(
+                    "{text} (if the HSM made the key, it may still be there: label \"{THROW_AWAY_LABEL}\")"
+                ),
+            )
+        }
     };
     detail["curve"] = json!(curve_name(curve));
     Outcome {
