@@ -6,6 +6,8 @@
 //! (published in tendermint-rs, `tendermint/src/vote/sign_vote.rs`). Answers are read with
 //! the bridge's structs and checked field by field.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,21 +88,29 @@ fn uvarint(mut v: u64) -> Vec<u8> {
     }
 }
 
+/// 2017-12-25T03:00:01.234Z, the Go vector's time, as a `Timestamp`'s fields.
+const VECTOR_TIME: [u8; 11] = [
+    0x08, 0xb1, 0xd3, 0x81, 0xd2, 0x05, 0x10, 0x80, 0x9d, 0xca, 0x6f,
+];
+
 /// `types.Vote` at height 12345, round 2, for the block of the Go vector, field by field.
 fn vote_bytes(vote_type: u8, extension: &[u8]) -> Vec<u8> {
+    vote_bytes_at(
+        vote_type,
+        extension,
+        &VECTOR_TIME,
+        b"DEADBEEFDEADBEEFBAFBAFBAFBAFBAFA",
+    )
+}
+
+fn vote_bytes_at(vote_type: u8, extension: &[u8], time: &[u8], hash: &[u8]) -> Vec<u8> {
     let mut psh = vec![0x08, 0xc0, 0x84, 0x3d]; // total 1000000
     psh.extend(field(2, b"0022446688AACCEE1133557799BBDDFF"));
-    let mut block_id = field(1, b"DEADBEEFDEADBEEFBAFBAFBAFBAFBAFA");
+    let mut block_id = field(1, hash);
     block_id.extend(field(2, &psh));
     let mut v = vec![0x08, vote_type, 0x10, 0xb9, 0x60, 0x18, 0x02]; // type, height, round
     v.extend(field(4, &block_id));
-    // 2017-12-25T03:00:01.234Z
-    v.extend(field(
-        5,
-        &[
-            0x08, 0xb1, 0xd3, 0x81, 0xd2, 0x05, 0x10, 0x80, 0x9d, 0xca, 0x6f,
-        ],
-    ));
+    v.extend(field(5, time));
     v.extend(field(6, &[0xa3; 20])); // validator address
     v.extend([0x38, 0xd5, 0xbb, 0x03]); // validator index 56789
     if !extension.is_empty() {
@@ -349,5 +359,200 @@ async fn the_client_answers_a_node_over_a_unix_socket() {
         out.lines().any(|l| l == connects),
         "{connects} missing from\n{out}"
     );
+    client.abort();
+}
+
+/// Verify a raw Ed25519 signature (CometBFT signs the sign bytes themselves) with openssl.
+fn ed25519_verifies(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let key =
+        openssl::pkey::PKey::public_key_from_raw_bytes(public_key, openssl::pkey::Id::ED25519)
+            .expect("ed25519 key");
+    let mut v = openssl::sign::Verifier::new_without_digest(&key).expect("verifier");
+    v.verify_oneshot(signature, message).unwrap_or(false)
+}
+
+/// A `SignProposalRequest` as tendermint-rs encodes it (`tendermint/src/proposal.rs`,
+/// `test_deserialization`): height 12345, round 23456, no POL round, the DEADBEEF… block,
+/// 2018-02-11T07:09:22.765Z, chain `test_chain_id`.
+fn tendermint_rs_sign_proposal_request() -> Vec<u8> {
+    let mut r = vec![
+        10, 176, 1, 8, 32, 16, 185, 96, 24, 160, 183, 1, 32, 255, 255, 255, 255, 255, 255, 255,
+        255, 255, 1, 42, 74, 10, 32, 222, 173, 190, 239, 222, 173, 190, 239, 186, 251, 175, 186,
+        251, 175, 186, 250, 222, 173, 190, 239, 222, 173, 190, 239, 186, 251, 175, 186, 251, 175,
+        186, 250, 18, 38, 8, 255, 255, 3, 18, 32, 0, 34, 68, 102, 136, 170, 204, 238, 17, 51, 85,
+        119, 153, 187, 221, 255, 0, 34, 68, 102, 136, 170, 204, 238, 17, 51, 85, 119, 153, 187,
+        221, 255, 50, 12, 8, 162, 216, 255, 211, 5, 16, 192, 242, 227, 236, 2, 58, 64,
+    ];
+    r.extend([0; 64]); // the signature field, zero
+    r.extend([18, 13]);
+    r.extend(b"test_chain_id");
+    r
+}
+
+/// `ProposalSignBytes("test_chain_id", that proposal)` from CometBFT's Go (the vector in
+/// tendermint-rs `tendermint/src/proposal.rs`, `test_serialization`).
+const GO_PROPOSAL_SIGN_BYTES: [u8; 138] = [
+    136, 1, 8, 32, 17, 57, 48, 0, 0, 0, 0, 0, 0, 25, 160, 91, 0, 0, 0, 0, 0, 0, 32, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 1, 42, 74, 10, 32, 222, 173, 190, 239, 222, 173, 190, 239, 186,
+    251, 175, 186, 251, 175, 186, 250, 222, 173, 190, 239, 222, 173, 190, 239, 186, 251, 175, 186,
+    251, 175, 186, 250, 18, 38, 8, 255, 255, 3, 18, 32, 0, 34, 68, 102, 136, 170, 204, 238, 17, 51,
+    85, 119, 153, 187, 221, 255, 0, 34, 68, 102, 136, 170, 204, 238, 17, 51, 85, 119, 153, 187,
+    221, 255, 50, 12, 8, 162, 216, 255, 211, 5, 16, 192, 242, 227, 236, 2, 58, 13, 116, 101, 115,
+    116, 95, 99, 104, 97, 105, 110, 95, 105, 100,
+];
+
+#[test]
+fn the_virtual_board_signs_through_the_client_and_its_rules_hold() {
+    use pawl_core::protocol::cometbft::CometRequest;
+    use pawl_core::protocol::{Request, Response};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = support::virtual_link(dir.path());
+    let pkh = support::import(&link, support::SIGNATORY_SK, Default::default());
+    let pkh = PublicKeyHash::from_b58(&pkh).expect("pkh");
+    let pinned = link
+        .ask_blocking(&Request::CometBft(CometRequest::SetChain {
+            pkh,
+            chain_id: CHAIN,
+        }))
+        .expect("link");
+    assert!(
+        matches!(pinned.response, Response::KeyInfo(_)),
+        "{pinned:?}"
+    );
+    let public_key = support::b58(support::SIGNATORY_PK, 4);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(serve_the_node(dir.path(), link, pkh, public_key));
+}
+
+async fn serve_the_node(
+    dir: &std::path::Path,
+    link: pawl_bridge::link::Link,
+    pkh: PublicKeyHash,
+    public_key: Vec<u8>,
+) {
+    use pawl_bridge::boards::Boards;
+    use pawl_bridge::cometbft::board::BoardSigner;
+
+    let path = dir.join("privval.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    let settings = ClientSettings {
+        chain_id: CHAIN.into(),
+        address: NodeAddress::Unix(path),
+        key: pkh,
+        connect_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(30),
+        max_backoff: Duration::from_millis(200),
+    };
+    let client = tokio::spawn(run(
+        Arc::new(BoardSigner {
+            boards: Boards::single("board", link),
+        }),
+        settings,
+        Arc::new(cometbft_p2p::IdentitySecret::from_bytes(&[9; 32])),
+        Arc::new(CometMetrics::default()),
+    ));
+    let (conn, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .expect("the signer dials")
+        .expect("accept");
+    let mut node = Node { listener, conn };
+
+    let answer = node.ask(&field(1, &field(1, CHAIN.as_bytes()))).await;
+    assert!(
+        matches!(&answer.sum, Some(Sum::PubKeyResponse(r)) if r.pub_key_bytes == public_key),
+        "{answer:?}"
+    );
+
+    // A prevote: the board's signature verifies over Go's sign bytes.
+    let answer = node
+        .ask(&sign_vote_request(&vote_bytes(1, &[]), CHAIN))
+        .await;
+    let Some(Sum::SignedVoteResponse(r)) = answer.sum else {
+        panic!("{answer:?}")
+    };
+    let first = r.vote.expect("signed").signature;
+    assert!(ed25519_verifies(
+        &public_key,
+        &go_vote_sign_bytes(1),
+        &first
+    ));
+
+    // The same prevote stamped a second later: the board answers with the signature and the
+    // timestamp it recorded, and the signature still verifies over the first sign bytes.
+    let later = [
+        0x08, 0xb2, 0xd3, 0x81, 0xd2, 0x05, 0x10, 0x80, 0x9d, 0xca, 0x6f,
+    ];
+    let answer = node
+        .ask(&sign_vote_request(
+            &vote_bytes_at(1, &[], &later, b"DEADBEEFDEADBEEFBAFBAFBAFBAFBAFA"),
+            CHAIN,
+        ))
+        .await;
+    let Some(Sum::SignedVoteResponse(r)) = answer.sum else {
+        panic!("{answer:?}")
+    };
+    let vote = r.vote.expect("the recorded signature");
+    assert_eq!(vote.signature, first);
+    assert_eq!(
+        vote.timestamp,
+        Some(Timestamp {
+            seconds: 1_514_170_801,
+            nanos: 234_000_000
+        })
+    );
+
+    // Another block at the same height, round and step: a double sign, refused with code 2.
+    let other = vote_bytes_at(1, &[], &VECTOR_TIME, b"0000000000000000BAFBAFBAFBAFBAFA");
+    let answer = node.ask(&sign_vote_request(&other, CHAIN)).await;
+    let Some(Sum::SignedVoteResponse(r)) = answer.sum else {
+        panic!("{answer:?}")
+    };
+    assert!(r.vote.is_none());
+    let e = r.error.expect("refused");
+    assert_eq!(e.code, 2, "{}", e.description);
+
+    // The precommit with an extension: both signatures verify.
+    let answer = node
+        .ask(&sign_vote_request(&vote_bytes(2, b"ext"), CHAIN))
+        .await;
+    let Some(Sum::SignedVoteResponse(r)) = answer.sum else {
+        panic!("{answer:?}")
+    };
+    let vote = r.vote.expect("signed");
+    assert!(ed25519_verifies(
+        &public_key,
+        &go_vote_sign_bytes(2),
+        &vote.signature
+    ));
+    let mut ext = field(1, b"ext");
+    ext.extend([
+        0x11, 0x39, 0x30, 0, 0, 0, 0, 0, 0, 0x19, 2, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    ext.extend(field(4, CHAIN.as_bytes()));
+    let mut ext_sign_bytes = uvarint(ext.len() as u64);
+    ext_sign_bytes.extend(ext);
+    assert!(ed25519_verifies(
+        &public_key,
+        &ext_sign_bytes,
+        &vote.extension_signature
+    ));
+
+    // A proposal in a later round, as tendermint-rs encodes the request.
+    let answer = node
+        .ask(&field(5, &tendermint_rs_sign_proposal_request()))
+        .await;
+    let Some(Sum::SignedProposalResponse(r)) = answer.sum else {
+        panic!("{answer:?}")
+    };
+    let proposal = r.proposal.expect("signed");
+    assert!(ed25519_verifies(
+        &public_key,
+        &GO_PROPOSAL_SIGN_BYTES,
+        &proposal.signature
+    ));
     client.abort();
 }
