@@ -487,11 +487,30 @@ fn button(link: &Link, skip: bool, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Entropy health tests on the board (counts only).
+fn entropy_run(link: &Link) -> anyhow::Result<pawl_core::protocol::selftest::EntropyReport> {
+    match selftest(link, SelfTestRequest::Entropy)? {
+        SelfTestResponse::Entropy(e) => Ok(e),
+        other => anyhow::bail!("unexpected answer to the entropy test: {other:?}"),
+    }
+}
+
+/// Entropy health tests on the board (counts only). A working source fails the monobit
+/// interval about once in 10,000 draws (it is 3.9 standard deviations wide), so one failed
+/// draw is drawn again: the check fails only when both fail (a warning says the first did).
 fn entropy(link: &Link, report: &mut Report) -> anyhow::Result<()> {
-    let SelfTestResponse::Entropy(e) = selftest(link, SelfTestRequest::Entropy)? else {
-        anyhow::bail!("unexpected answer to the entropy test");
-    };
+    let mut e = entropy_run(link)?;
+    let mut runs = 1;
+    if !e.pass {
+        report.warnings.push(format!(
+            "entropy: the first 4 KiB failed the health tests (longest run {}, adaptive proportion {}, {} ones, source {}); drew again",
+            e.longest_run,
+            e.apt_max,
+            e.monobit_ones,
+            if e.source_ok { "ok" } else { "failed" }
+        ));
+        e = entropy_run(link)?;
+        runs = 2;
+    }
     if !e.pass {
         report.fail("entropy: the health tests failed".into());
     }
@@ -508,6 +527,7 @@ fn entropy(link: &Link, report: &mut Report) -> anyhow::Result<()> {
             "monobit_ones": e.monobit_ones,
             "monobit_bits": 20_000,
             "pass": e.pass,
+            "runs": runs,
         }),
     );
     report.line(
