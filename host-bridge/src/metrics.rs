@@ -90,6 +90,9 @@ pub struct Metrics {
     pub boards: RwLock<BTreeMap<String, crate::health::BoardSnapshot>>,
     /// Board log events lost before they were read, by board ([`crate::boards::logs`]).
     pub board_events_dropped: crate::boards::logs::Dropped,
+    /// Woken when a sign was not released, so the board logs are read at once
+    /// ([`crate::boards::logs`]).
+    pub board_log_wake: tokio::sync::Notify,
     /// The CometBFT clients' counters ([`crate::cometbft`]).
     pub cometbft: std::sync::Arc<crate::cometbft::metrics::CometMetrics>,
 }
@@ -114,6 +117,9 @@ impl Metrics {
     pub fn sign_outcome(&self, outcome: &'static str) {
         if let Ok(mut m) = self.signs.lock() {
             *m.entry(outcome).or_default() += 1;
+        }
+        if outcome != "signed" {
+            self.board_log_wake.notify_waiters();
         }
     }
 

@@ -1,7 +1,8 @@
 //! Board logs: each board keeps its recent events in RAM (boot and mode, store health,
 //! refusals with their reason, flash erases, button waits; `pawl_core::protocol::events`) and
-//! answers only when asked, so the bridge asks — one task per board, every [`POLL`] — and
-//! writes each event to its own log with the board's configured name (`board = "…"`).
+//! answers only when asked, so the bridge asks — one task per board, every [`POLL`] and right
+//! after a sign that was not released — and writes each event to its own log with the board's
+//! configured name (`board = "…"`).
 //!
 //! Levels: a store that refuses is `error`, a refusal `warn`, everything else `info`. Events
 //! the board's ring overwrote before they were read are counted in
@@ -70,7 +71,12 @@ pub async fn follow(boards: Boards, metrics: Arc<Metrics>, every: Duration) {
                         .read(&name, &link, &metrics.board_events_dropped)
                         .await;
                 }
-                tokio::time::sleep(every).await;
+                // Every `every`, and at once after a sign that was not released (its refusal
+                // is in the board's log by then).
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = metrics.board_log_wake.notified() => {}
+                }
             }
         }));
     }
