@@ -281,6 +281,32 @@ fn images_from_before_the_last_burn_stay_refused_after_exhaustion() {
         status(&mut board).store,
         StoreHealth::Refusing(StoreError::OtpEpochBehind { flash: 1, otp: 2 })
     );
+    // Re-provisioning with no epoch left to burn still brings the store level: no lock-out.
+    let mut board = boot(flash_of(board), &guard, &otp, Mode::Provisioning);
+    assert!(matches!(
+        board.handle(Request::Reprovision { erase: false }),
+        Response::Done
+    ));
+    let mut board = boot(flash_of(board), &guard, &otp, Mode::Operational);
+    let s = status(&mut board);
+    assert_eq!(
+        s.store,
+        StoreHealth::Ok,
+        "exhausted and re-provisioned: loads"
+    );
+    assert_eq!(s.epoch.expect("report").state, EpochState::Exhausted);
+    assert_eq!(otp.value.get(), 2);
+}
+
+#[test]
+fn a_counter_above_its_rows_refuses() {
+    let (board, _pkh, guard, otp) = provisioned(64);
+    otp.value.set(65);
+    let mut board = boot(flash_of(board), &guard, &otp, Mode::Operational);
+    assert_eq!(
+        status(&mut board).store,
+        StoreHealth::Refusing(StoreError::Io)
+    );
 }
 
 #[test]

@@ -182,6 +182,9 @@ pub(crate) struct EpochTrack {
     /// The epoch this boot's first record opens, then burns; `None` once burned, failed or
     /// exhausted.
     pub due: Option<u32>,
+    /// With no epoch left to burn: OTP's epoch, which records written from now on reach
+    /// without a burn (re-provisioning a refused store must bring it level).
+    pub level: u32,
 }
 
 impl EpochTrack {
@@ -190,6 +193,10 @@ impl EpochTrack {
     pub fn arm(counter: &mut dyn EpochCounter, seq: u32) -> Result<EpochTrack, StoreError> {
         let otp = counter.read()?;
         let capacity = counter.capacity().min(MAX_EPOCH);
+        if otp > capacity {
+            // More than the rows hold: the counter is not what it claims.
+            return Err(StoreError::Io);
+        }
         let flash = epoch_of(seq);
         let next = otp.max(flash).saturating_add(1);
         let (due, state) = if next > capacity {
@@ -205,6 +212,7 @@ impl EpochTrack {
                 state,
             }),
             due,
+            level: otp,
         })
     }
 
@@ -212,7 +220,7 @@ impl EpochTrack {
     pub fn next_seq(&self, next: u32) -> u32 {
         match self.due {
             Some(epoch) => next.max(first_seq(epoch)),
-            None => next,
+            None => next.max(first_seq(self.level)),
         }
     }
 
