@@ -78,9 +78,14 @@ impl BoardSigner {
         pkh: &PublicKeyHash,
         request: CometRequest<'_>,
     ) -> Result<CometResponse, Refused> {
+        let height = match &request {
+            CometRequest::SignVote { sign_bytes, .. }
+            | CometRequest::SignProposal { sign_bytes, .. } => height_of(sign_bytes),
+            _ => None,
+        };
         let board = self
             .boards
-            .for_signing(pkh, None)
+            .for_signing(pkh, height)
             .map_err(|e| from_api(e.into()))?;
         let reply = board
             .link
@@ -93,6 +98,28 @@ impl BoardSigner {
             _ => Err(unexpected("something else than a CometBFT answer")),
         }
     }
+}
+
+/// The height in canonical sign bytes (uvarint length, field 1 varint if present, field 2
+/// sfixed64), for routing only: during a hand-off between boards (`docs/lifecycle.md`) it picks
+/// the board whose window holds the height. The board reads the bytes itself and decides.
+pub fn height_of(sign_bytes: &[u8]) -> Option<u32> {
+    let mut rest = sign_bytes;
+    let skip_varint = |rest: &mut &[u8]| -> Option<()> {
+        let end = rest.iter().position(|b| b & 0x80 == 0)?;
+        *rest = rest.get(end + 1..)?;
+        Some(())
+    };
+    skip_varint(&mut rest)?;
+    if rest.first() == Some(&0x08) {
+        rest = &rest[1..];
+        skip_varint(&mut rest)?;
+    }
+    let (&tag, rest) = rest.split_first()?;
+    let bytes: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+    (tag == 0x11)
+        .then(|| u32::try_from(i64::from_le_bytes(bytes)).ok())
+        .flatten()
 }
 
 fn timestamp(t: Option<pawl_core::protocol::cometbft::Timestamp>) -> Option<Timestamp> {
@@ -178,5 +205,30 @@ impl CometBoard for BoardSigner {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::height_of;
+
+    #[test]
+    fn the_height_is_read_for_routing() {
+        // CometBFT's Go vectors (types/vote_test.go): a precommit at height 1, and a vote of
+        // type 0 (no field 1) at height 1; tendermint-rs's Go-generated proposal at 12345.
+        let precommit = [
+            0x21, 0x8, 0x2, 0x11, 1, 0, 0, 0, 0, 0, 0, 0, 0x19, 1, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(height_of(&precommit), Some(1));
+        assert_eq!(height_of(&[0x1f, 0x11, 1, 0, 0, 0, 0, 0, 0, 0]), Some(1));
+        let proposal = [136, 1, 8, 32, 17, 57, 48, 0, 0, 0, 0, 0, 0, 25];
+        assert_eq!(height_of(&proposal), Some(12345));
+        // No height (Go's empty vote), cut short, or negative: none.
+        assert_eq!(height_of(&[0xd, 0x2a, 0xb]), None);
+        assert_eq!(height_of(&[0x21, 0x8, 0x2, 0x11, 1, 0]), None);
+        assert_eq!(
+            height_of(&[0x9, 0x11, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
     }
 }
