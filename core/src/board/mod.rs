@@ -42,8 +42,8 @@ mod undo;
 mod yubihsm;
 
 pub use jump::DEFAULT_JUMP_LIMIT;
-pub use selftest::{Instruments, TEST_MESSAGE};
 pub use room::{ANY_CHAIN_QUOTA, KEY_MINIMUM, quota};
+pub use selftest::{Instruments, TEST_MESSAGE};
 
 use material::{KeySlot, Material, Settings};
 
