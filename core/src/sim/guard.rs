@@ -1,9 +1,9 @@
 //! The simulator's anti-rollback counter: a small file next to the flash image.
 //!
-//! It stands in for the RP2350's OTP rows. Restoring an old copy of the flash file without the
-//! counter file (a VM snapshot of one disk, a backup of the state directory taken earlier) is
-//! detected; replacing both together is not — on the real board the counter is in OTP, which
-//! cannot be copied back.
+//! It stands in for the RP2350's flash-side guard. Restoring an old copy of the flash file
+//! without the counter file is detected here; restoring both together (a backup of the whole
+//! state directory) is caught by the OTP epoch beside the directory ([`super::epoch`]), as a
+//! whole-flash image is on the RP2350.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};

@@ -12,7 +12,9 @@
 //!
 //! Map keys are `u16`: the high byte says what the record is, the low byte which one. Every
 //! value starts with the record number `seq` (u32, little-endian), which grows by one with each
-//! record written and is what the anti-rollback counter tracks.
+//! record written and is what the anti-rollback counter tracks. On a board with an OTP epoch
+//! (`store::epoch`) the first record of a boot jumps to the first number of a new epoch
+//! (`epoch << 19`), which is then burned into OTP.
 //!
 //! | key | value after `seq` | written when |
 //! |---|---|---|
@@ -82,8 +84,11 @@
 //! guard, refusing before it writes anything if the guard still fails.
 //!
 //! At boot ([`Store::load`]) a record whose MAC or seal fails is [`StoreError::Corrupted`], and
-//! an image whose newest record is older than the guard's floor is [`StoreError::RolledBack`]:
-//! the board then refuses to sign until re-provisioned, rather than starting from zero.
+//! an image whose newest record is older than the guard's floor is [`StoreError::RolledBack`],
+//! and one whose newest record is from an epoch below OTP's is [`StoreError::OtpEpochBehind`]
+//! (a whole-flash image written back; a cut between a boot's first record and its OTP burn
+//! leaves the flash ahead, which loads): the board then refuses to sign until re-provisioned,
+//! rather than starting from zero.
 
 use core::fmt;
 use core::ops::Range;
