@@ -11,8 +11,9 @@ What it checks, and where:
   function's address is read from the ROM). Every such lookup must be one of the flash
   helpers the store's flash driver needs (connect, exit/enter XIP, range erase/program,
   flush cache, ...). Anything else fails: in particular `RB` reboot (BOOTSEL and every other
-  reboot type), `CI` chain_image, `EB` explicit_buy, `OA` otp_access, the partition
-  functions, and the boot ROM state functions.
+  reboot type), `CI` chain_image, `EB` explicit_buy, the partition functions, and the boot
+  ROM state functions. `OA` otp_access (OTP writes) only when the source writes OTP nowhere
+  but the rollback epoch's own rows (`src/epoch.rs`, feature `otp-epoch`).
 * **Symbols (the ELF).** No function whose name speaks of rebooting, USB boot, PICOBOOT, DFU,
   the watchdog or OTP writes.
 * **Watchdog reboot magic (the ELF).** The boot ROM reboots into BOOTSEL after a watchdog
@@ -98,9 +99,14 @@ def rom_lookups(disassembly: str) -> dict:
     return found
 
 
-def check_rom(disassembly: str) -> list:
+def check_rom(disassembly: str, otp_epoch: bool = False) -> list:
+    """`otp_epoch`: the source confines OTP writes to the rollback epoch's rows
+    ([`otp_writes_confined`]), so `OA` (otp_access, which embassy-rp's OTP writes call) is
+    allowed."""
     problems = []
     for code, where in sorted(rom_lookups(disassembly).items()):
+        if code == "OA" and otp_epoch:
+            continue
         if code not in ALLOWED_ROM:
             name = KNOWN_ROM.get(code, "unknown ROM function")
             problems.append(f"boot ROM function {code} ({name}) looked up at 0x{where[0]}")
@@ -190,6 +196,34 @@ def check_sources(sources: dict) -> list:
     return problems
 
 
+# OTP writes: only the rollback anchor (`src/epoch.rs`, feature `otp-epoch`) burns OTP, and only
+# rows of its own counter (`EPOCH_FIRST_ROW + i`, `i` bounded by `EPOCH_ROWS`).
+OTP_WRITE = re.compile(r"write_raw_word|write_ecc_word|otp_access")
+EPOCH_FILE = "epoch.rs"
+
+
+def otp_writes_confined(sources: dict) -> tuple:
+    """(whether OTP is written at all, problems): every OTP write in `epoch.rs`, on a row
+    computed from `EPOCH_FIRST_ROW` with the index bounded by `EPOCH_ROWS`."""
+    code = {name: strip_comments(text) for name, text in sources.items()}
+    writes = False
+    problems = []
+    for name, text in sorted(code.items()):
+        if not OTP_WRITE.search(text):
+            continue
+        writes = True
+        if name != EPOCH_FILE:
+            problems.append(f"{name}: an OTP write outside {EPOCH_FILE}")
+            continue
+        rows = re.findall(r"let row = ([^;(]+);", text)
+        calls = re.findall(r"write_(?:raw|ecc)_word\(\s*(\w+)\s*,", text)
+        if not calls or any(c != "row" for c in calls) or not rows or any(
+                not r.startswith("EPOCH_FIRST_ROW + ") for r in rows) or "EPOCH_ROWS" not in text:
+            problems.append(f"{name}: an OTP write not on `EPOCH_FIRST_ROW + i` bounded by "
+                            f"`EPOCH_ROWS`")
+    return writes, problems
+
+
 def check_lock(lock: str) -> list:
     names = re.findall(r'^name = "([^"]+)"', lock, flags=re.MULTILINE)
     return [f"Cargo.lock: crate `{n}`" for n in names if FORBIDDEN_CRATES.search(n)]
@@ -210,8 +244,10 @@ def run(elf: str, src: str, lock: str) -> list:
     with open(lock, encoding="utf-8") as f:
         lock_text = f.read()
     lookups = rom_lookups(disassembly)
-    problems = (check_rom(disassembly) + check_symbols(symbols) + check_image_bytes(image)
-                + check_sources(sources) + check_lock(lock_text))
+    otp_writes, otp_problems = otp_writes_confined(sources)
+    problems = (check_rom(disassembly, otp_epoch=otp_writes and not otp_problems)
+                + check_symbols(symbols) + check_image_bytes(image)
+                + check_sources(sources) + otp_problems + check_lock(lock_text))
     if not lookups.get("RE") or not lookups.get("RP"):
         problems.append("no flash erase/program ROM lookup found: the disassembly check no "
                         "longer recognises ROM calls")

@@ -124,6 +124,41 @@ class Sources(unittest.TestCase):
         self.assertTrue(any("outside storage::open" in p for p in problems), problems)
 
 
+class OtpWrites(unittest.TestCase):
+    EPOCH = """
+pub const EPOCH_FIRST_ROW: usize = 0xc40;
+pub const EPOCH_ROWS: usize = 256;
+fn burn(full_rows: usize) {
+    for i in 0..full_rows.min(EPOCH_ROWS) {
+        let row = EPOCH_FIRST_ROW + i;
+        otp::write_raw_word(row, ROW_MASK);
+    }
+}
+"""
+
+    def test_the_epoch_rows_only_allow_otp_access(self):
+        writes, problems = check.otp_writes_confined({"epoch.rs": self.EPOCH, "main.rs": ""})
+        self.assertTrue(writes)
+        self.assertEqual(problems, [])
+        self.assertEqual(check.check_rom(rom_call("OA"), otp_epoch=True), [])
+        self.assertTrue(check.check_rom(rom_call("OA"), otp_epoch=False))
+
+    def test_an_otp_write_elsewhere_is_caught(self):
+        _, problems = check.otp_writes_confined(
+            {"epoch.rs": self.EPOCH, "otp.rs": "otp::write_ecc_word(0xc00, 1);"})
+        self.assertTrue(any("outside epoch.rs" in p for p in problems), problems)
+
+    def test_an_otp_write_on_another_row_is_caught(self):
+        _, problems = check.otp_writes_confined(
+            {"epoch.rs": self.EPOCH.replace("let row = EPOCH_FIRST_ROW + i;",
+                                            "let row = 0x040;")})
+        self.assertTrue(problems)
+
+    def test_the_firmware_sources_write_otp_only_in_the_epoch_rows(self):
+        _, problems = check.otp_writes_confined(read_sources())
+        self.assertEqual(problems, [])
+
+
 class Lock(unittest.TestCase):
     def test_dfu_and_bootloader_crates_are_caught(self):
         lock = 'name = "embassy-usb"\n\nname = "embassy-usb-dfu"\n\nname = "embassy-boot-rp"\n'
