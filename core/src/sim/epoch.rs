@@ -88,3 +88,38 @@ impl EpochCounter for FileEpoch {
         self.capacity
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_sits_beside_the_directory() {
+        assert_eq!(
+            otp_path(Path::new("/var/lib/pawl/virtual-board/")),
+            PathBuf::from("/var/lib/pawl/virtual-board.otp")
+        );
+        assert_eq!(otp_path(Path::new("board")), PathBuf::from("board.otp"));
+    }
+
+    #[test]
+    fn burns_survive_reopening_and_stop_at_capacity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("board.otp");
+        let mut otp = FileEpoch::open_with(&path, 3).expect("open");
+        assert_eq!(otp.read(), Ok(0));
+        otp.burn_to(2).expect("burn");
+        // A lower or equal epoch changes nothing: OTP bits only go one way.
+        otp.burn_to(1).expect("no-op");
+        drop(otp);
+        let mut otp = FileEpoch::open_with(&path, 3).expect("reopen");
+        assert_eq!(otp.read(), Ok(2));
+        assert_eq!(otp.burn_to(4), Err(StoreError::Full));
+        assert_eq!(otp.read(), Ok(2));
+        std::fs::write(&path, [1, 2, 3]).expect("damage");
+        assert!(
+            FileEpoch::open(&path).is_err(),
+            "a file of another length is refused"
+        );
+    }
+}
