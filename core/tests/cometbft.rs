@@ -553,3 +553,44 @@ fn a_restart_refuses_up_to_the_persisted_mark() {
     );
     vote(&mut b, &pkh, &v("precommit_100_0"), None).expect("the next step");
 }
+
+#[test]
+fn forgetting_marks_keeps_the_pinned_chain() {
+    use pawl_core::board::Board;
+    use pawl_core::request::ChainId;
+    use support::board::{INFO, SharedButton, TestEntropy};
+    let button = SharedButton::default();
+    button.press.set(true);
+    let mut b = Board::open(
+        MemoryStore::new(),
+        TestEntropy(1),
+        button,
+        Mode::Provisioning,
+        INFO,
+    );
+    // A Tezos policy pinned to mainnet: it names no CometBFT chain.
+    let mut policy = Policy::default();
+    policy
+        .chains
+        .push(ChainId([0x7a, 0x06, 0xa7, 0x70]))
+        .expect("room");
+    let (pkh, _) = import(&mut b, TZ1, policy);
+    assert!(matches!(
+        set_chain(&mut b, &pkh, "osmosis-1"),
+        Response::KeyInfo(_)
+    ));
+    vote(&mut b, &pkh, &v("prevote_100_0_other_chain"), None).expect("osmosis");
+    assert!(matches!(
+        set_chain(&mut b, &pkh, CHAIN),
+        Response::KeyInfo(_)
+    ));
+    vote(&mut b, &pkh, &v("prevote_100_0"), None).expect("cosmoshub");
+    assert_eq!(b.watermarks().len(), 2);
+    assert_eq!(b.handle(Request::ForgetWatermarks { pkh }), Response::Done);
+    // The pinned chain's mark stays and still refuses a conflict; the other chain's went.
+    assert_eq!(b.watermarks().len(), 1);
+    assert_eq!(
+        vote(&mut b, &pkh, &v("prevote_100_0_other_block"), None),
+        Err(double_sign(100, 0, Step::Prevote))
+    );
+}

@@ -78,7 +78,7 @@ impl CometState {
 }
 
 /// The mark of CometBFT chain `chain_id` for `key`.
-fn mark_id(chain_id: &[u8], key: &PublicKeyHash) -> MarkId {
+pub(super) fn mark_id(chain_id: &[u8], key: &PublicKeyHash) -> MarkId {
     let hash = blake2b_256(chain_id);
     MarkId {
         chain: ChainId([hash[0], hash[1], hash[2], hash[3]]),

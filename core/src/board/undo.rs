@@ -22,9 +22,10 @@
 //!   is forgotten, as by every state change.
 //!
 //! `ForgetWatermarks { pkh }` drops every mark of `pkh` on a chain its policy refuses — only
-//! those: a chain the key may still sign on keeps its mark. A key the board no longer holds
-//! (`RemoveKey`) allows no chain, so all its marks go. Pin the key with `SetPolicy`
-//! first. All or none: the store forgets them with one record ([`Store::forget_marks`]), and
+//! those: a chain the key may still sign on keeps its mark; a CometBFT mark is kept while the
+//! key is pinned to its chain (the Tezos policy does not name CometBFT chains). A key the
+//! board no longer holds (`RemoveKey`) allows no chain, so all its marks go. Pin the key with
+//! `SetPolicy` (or `SetChain`) first. All or none: the store forgets them with one record ([`Store::forget_marks`]), and
 //! only then does the board drop them from RAM; a store refusal leaves every one in place.
 //!
 //! `LowerWatermark { chain, pkh, kind, level, round }` sets one existing mark to exactly that
@@ -61,11 +62,22 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             Err(_) if self.marks.iter().any(|(id, _)| id.key == *pkh) => None,
             Err(unknown) => return Err(unknown),
         };
-        let allows =
-            |chain| policy.is_some_and(|p| p.chains.is_empty() || p.chains.contains(chain));
+        let allows = |chain: &ChainId| {
+            policy.is_some_and(|p| p.chains.is_empty() || p.chains.contains(chain))
+        };
+        // A CometBFT mark is allowed by the chain the key is pinned to, not by its policy.
+        let comet = self
+            .index(pkh)
+            .ok()
+            .and_then(|i| self.keys[i].cometbft_chain.as_ref())
+            .map(|c| super::cometbft::mark_id(c.as_bytes(), pkh));
+        let keeps = |id: &MarkId| match id.kind {
+            MarkKind::CometBft => comet.as_ref() == Some(id),
+            _ => allows(&id.chain),
+        };
         let mut doomed: heapless::Vec<MarkId, { super::MAX_MARKS }> = heapless::Vec::new();
         for (id, _) in self.marks.iter() {
-            if id.key == *pkh && !allows(&id.chain) {
+            if id.key == *pkh && !keeps(id) {
                 // Cannot overflow: at most the table's size.
                 let _ = doomed.push(*id);
             }
