@@ -495,7 +495,9 @@ async fn serve_the_node(
     let Some(Sum::SignedVoteResponse(r)) = answer.sum else {
         panic!("{answer:?}")
     };
-    let vote = r.vote.expect("the recorded signature");
+    let vote = r
+        .vote
+        .unwrap_or_else(|| panic!("the recorded signature: {:?}", r.error));
     assert_eq!(vote.signature, first);
     assert_eq!(
         vote.timestamp,
@@ -555,4 +557,150 @@ async fn serve_the_node(
         &proposal.signature
     ));
     client.abort();
+}
+
+/// Over `tcp://` the client runs SecretConnection and, when the address pins a node id, talks
+/// to that node only. (The node side here uses the same `cometbft-p2p` crate; the independent
+/// tendermint-p2p node is the end-to-end test's, `tests/e2e/test_cometbft.py`.)
+#[tokio::test]
+async fn over_tcp_the_pinned_node_is_served_and_another_is_not() {
+    use cometbft_p2p::{
+        AsyncReadMsg as _, AsyncSecretConnection, AsyncWriteMsg as _, IdentitySecret,
+    };
+
+    let node_key = IdentitySecret::from_bytes(&[3; 32]);
+    let node_id = pawl_bridge::cometbft::identity::node_id(&node_key);
+    let signer_key = IdentitySecret::from_bytes(&[4; 32]);
+    let signer_id = pawl_bridge::cometbft::identity::node_id(&signer_key);
+    let board = Arc::new(FakeBoard {
+        asked: Mutex::new(Vec::new()),
+        mode: Mutex::new(Mode::Sign),
+    });
+    for (pin, served) in [(node_id.clone(), true), ("ab".repeat(20), false)] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let metrics = Arc::new(CometMetrics::default());
+        let settings = ClientSettings {
+            chain_id: CHAIN.into(),
+            address: format!("tcp://{pin}@127.0.0.1:{port}")
+                .parse()
+                .expect("address"),
+            key: PublicKeyHash::from_b58("tz1KqTpEZ7Yob7QbPE4Hy4Wo8fHG8LhKxZSx").expect("pkh"),
+            connect_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(30),
+            max_backoff: Duration::from_millis(200),
+        };
+        let client = tokio::spawn(run(
+            Arc::clone(&board),
+            settings,
+            Arc::new(IdentitySecret::from_bytes(&[4; 32])),
+            Arc::clone(&metrics),
+        ));
+        let (tcp, _) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("the signer dials")
+            .expect("accept");
+        let mut conn = AsyncSecretConnection::new(tcp, &node_key)
+            .await
+            .expect("handshake");
+        // The node sees the signer's identity, the one `pawl cometbft identity` prints.
+        assert_eq!(conn.peer_public_key().peer_id().to_string(), signer_id);
+        let ping = Message::of(Sum::PingRequest(
+            pawl_bridge::cometbft::proto::PingRequest {},
+        ));
+        conn.write_msg(ping).await.expect("write");
+        let answer = tokio::time::timeout(Duration::from_secs(2), conn.read_msg::<Message>()).await;
+        if served {
+            let answer = answer.expect("in time").expect("an answer");
+            assert!(
+                matches!(answer.sum, Some(Sum::PingResponse(_))),
+                "{answer:?}"
+            );
+        } else {
+            assert!(
+                matches!(answer, Ok(Err(_))),
+                "a node with another id is hung up on"
+            );
+            let mut out = String::new();
+            metrics.render(&mut out);
+            assert!(
+                out.contains(&format!(
+                    "pawl_cometbft_connects_total{{chain=\"test_chain_id\",node=\"tcp://127.0.0.1:{port}\"}} 0"
+                )),
+                "{out}"
+            );
+        }
+        client.abort();
+    }
+}
+
+/// `pawl keys generate --role cosmos --chain-id` on the virtual board, then `pawl keys list`:
+/// the key is pinned, and its validator address is SHA-256 of the public key (openssl), cut to
+/// 20 bytes, in upper-case hex. Flags that do not go together are refused before the board.
+#[test]
+fn keys_generate_and_list_a_cosmos_key() {
+    use base64::Engine as _;
+
+    let home = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = support::pawl(home.path())
+            .args(args)
+            .output()
+            .expect("run pawl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for (args, error) in [
+        (
+            &["--curve", "ed25519", "--role", "cosmos"][..],
+            "--role cosmos needs --chain-id",
+        ),
+        (
+            &["--curve", "ed25519", "--chain-id", "c-1"][..],
+            "--chain-id goes with --role cosmos",
+        ),
+        (
+            &["--curve", "p256", "--role", "cosmos", "--chain-id", "c-1"][..],
+            "tz1 keys on the board",
+        ),
+    ] {
+        let (ok, _, stderr) = run(&[&["keys", "generate"][..], args].concat());
+        assert!(!ok && stderr.contains(error), "{args:?}: {stderr}");
+    }
+    let (ok, _, stderr) = run(&["keys", "list", "--json"]);
+    assert!(ok && !stderr.contains("panicked"), "{stderr}");
+
+    let (ok, _, stderr) = run(&[
+        "keys",
+        "generate",
+        "--curve",
+        "ed25519",
+        "--role",
+        "cosmos",
+        "--chain-id",
+        "test-1",
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(&["--json", "keys", "list"]);
+    assert!(ok, "{stderr}");
+    let list: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let key = &list["keys"][0];
+    assert_eq!(key["duty"]["role"], "cosmos");
+    let raw = support::b58(key["public_key"].as_str().expect("edpk"), 4);
+    let cosmos = &key["cosmos"];
+    assert_eq!(cosmos["chain_id"], "test-1");
+    assert_eq!(
+        cosmos["public_key"],
+        base64::engine::general_purpose::STANDARD.encode(&raw)
+    );
+    let digest = openssl::sha::sha256(&raw);
+    assert_eq!(
+        cosmos["validator_address"],
+        hex::encode_upper(&digest[..20])
+    );
 }
