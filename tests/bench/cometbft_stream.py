@@ -125,8 +125,10 @@ def compare(pawl_path: str, tmkms_path: str) -> int:
                          f"tmkms {t.get('extension_kept')}")
             if p.get("ext_sig_ok") != t.get("ext_sig_ok"):
                 what += f"; extension signature pawl {p.get('ext_sig_ok')} tmkms {t.get('ext_sig_ok')}"
-        elif po == to:
+        elif po == to == "refused":
             what = f"both refused (pawl {p['answer']}, tmkms {t['answer']})"
+        elif po == to:
+            what = f"same answer ({po})"
         elif po == "refused" and to == "signed":
             what = "pawl refused, tmkms signed"
         elif po == "signed" and to == "refused":
