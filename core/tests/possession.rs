@@ -257,9 +257,9 @@ fn key_records_from_before_the_permission_still_load_without_it() {
         Some(true)
     );
     let mut junk = today.clone();
-    // (`0 0` after it are the `None`s of the jump limit and the duty appended since; a byte
-    // after those is junk.)
-    junk.extend_from_slice(&[1, 1, 0, 0, 0]);
+    // (`0 0 0` after it are the `None`s of the jump limit, the duty and the CometBFT chain
+    // appended since; a byte after those is junk.)
+    junk.extend_from_slice(&[1, 1, 0, 0, 0, 0]);
     assert!(StoredKey::decode(&junk).is_err(), "trailing bytes");
 
     // Loaded by a board: the key signs as before and proves possession in provisioning mode
