@@ -20,6 +20,15 @@ pub fn default_path(home: &Path) -> PathBuf {
     home.join(FILE_NAME)
 }
 
+/// The identity key file of `entry`: its `identity_key` (relative to the home), or the
+/// default.
+pub fn path_of(entry: &crate::config::CometEntry, home: &Path) -> PathBuf {
+    match &entry.identity_key {
+        Some(path) => home.join(path),
+        None => default_path(home),
+    }
+}
+
 /// Why the identity key could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {

@@ -105,10 +105,7 @@ pub fn start<B: CometBoard>(
     let mut identities: Vec<(std::path::PathBuf, Arc<cometbft_p2p::IdentitySecret>)> = Vec::new();
     let mut tasks = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        let path = entry
-            .identity_key
-            .clone()
-            .unwrap_or_else(|| identity::default_path(home));
+        let path = identity::path_of(entry, home);
         let identity = match identities.iter().find(|(p, _)| *p == path) {
             Some((_, key)) => Arc::clone(key),
             None => {

@@ -24,11 +24,7 @@ pub fn run(ctx: &Context, cmd: CometCommand) -> anyhow::Result<()> {
                 .config
                 .cometbft
                 .iter()
-                .map(|e| {
-                    e.identity_key
-                        .clone()
-                        .unwrap_or_else(|| identity::default_path(&ctx.home))
-                })
+                .map(|e| identity::path_of(e, &ctx.home))
                 .collect();
             if paths.is_empty() {
                 paths.push(identity::default_path(&ctx.home));

@@ -196,14 +196,22 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
     }
     let _sockets = sockets.serve(Arc::clone(&state));
     // CometBFT nodes ([[cometbft]]): one client each, dialling the node's privval listener.
-    let _cometbft = crate::cometbft::start(
+    // A bad identity key file stops serve here, and the control socket file goes with it.
+    let _cometbft = match crate::cometbft::start(
         &config.cometbft,
         &ctx.home,
         Arc::new(crate::cometbft::board::BoardSigner {
             boards: boards.clone(),
         }),
         Arc::clone(&state.metrics.cometbft),
-    )?;
+    ) {
+        Ok(clients) => clients,
+        Err(e) => {
+            drop(_sockets);
+            let _ = std::fs::remove_file(&socket);
+            return Err(e);
+        }
+    };
     if let Some(h) = https {
         use axum::serve::ListenerExt as _;
         let router = app(Arc::clone(&state));

@@ -41,7 +41,8 @@ struct RawEntry {
 pub struct CometEntry {
     /// What its client serves.
     pub settings: ClientSettings,
-    /// Its SecretConnection identity key file; `None`: `<home>/cometbft-identity.key`.
+    /// Its SecretConnection identity key file (relative: to the home); `None`:
+    /// `<home>/cometbft-identity.key`.
     pub identity_key: Option<PathBuf>,
 }
 
