@@ -5,8 +5,9 @@
 //!
 //! * [`link`]: USB CDC-ACM serial, on a high-priority interrupt executor;
 //! * [`serve`]: the frame loop, in thread mode (it blocks while signing);
-//! * [`storage`] + [`guard`]: the on-chip flash store and its rollback guard; with the
-//!   `otp-epoch` feature, `epoch`: the guard's anchor in OTP (one epoch per boot that writes);
+//! * [`storage`] + [`guard`]: the on-chip flash store and its rollback guard; `epoch` (the
+//!   `otp-epoch` feature, on by default): the guard's anchor in OTP (one epoch per boot that
+//!   writes);
 //! * [`otp`]: the board key; [`entropy`]: the TRNG; [`button`] and [`led`]: BOOTSEL and GPIO 25;
 //! * [`selftest`]: the instruments `pawl device selftest` measures with (TIMER, scratch sector).
 

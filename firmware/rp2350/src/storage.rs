@@ -32,7 +32,7 @@ pub type FlashStore = NorStore<Region, BoardGuard>;
 /// feature (`src/epoch.rs`).
 #[cfg(feature = "otp-epoch")]
 pub type BoardGuard = Anchored<FlashGuard<Region>, OtpEpoch>;
-/// The store's rollback guard: in flash only (the default image; see `src/epoch.rs`).
+/// The store's rollback guard: in flash only (an image built without `otp-epoch`).
 #[cfg(not(feature = "otp-epoch"))]
 pub type BoardGuard = FlashGuard<Region>;
 /// What the board runs on: its store under the flash write budget, timed by the RP2350's
