@@ -22,10 +22,11 @@
 //! The store writes a record — and advances this counter — about once per 16 levels per mark
 //! (`NorStoreConfig::DEFAULT_CEILING_AHEAD`), so a few thousand times a day for a busy baker.
 //! The RP2350's user OTP is 7,424 bytes (59,392 bits): even one bit per record would be used up
-//! within weeks. **Weakness:** this counter lives in the same external QSPI flash as the
-//! store, so it only catches a rollback of the store area alone (a partial restore, a stale
-//! copy of the store sectors). Someone who reflashes the whole chip (BOOTSEL + picotool, or
-//! desoldering it) can roll back both together, and that goes undetected.
+//! within weeks. This counter lives in the same external QSPI flash as the store, so on its
+//! own it only catches a rollback of the store area alone (a partial restore, a stale copy of
+//! the store sectors); someone who reflashes the whole chip (BOOTSEL + picotool, or desoldering
+//! it) rolls back both together. The OTP epoch (`src/epoch.rs`, one OTP bit per boot that
+//! writes, `pawl_core::store::epoch`) anchors it and catches that.
 
 use embassy_futures::block_on;
 use embedded_storage_async::nor_flash::NorFlash;
