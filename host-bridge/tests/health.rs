@@ -275,6 +275,7 @@ fn every_board_metric_is_exported_with_key_and_kind_labels_only() {
         ("pawl_board_flash_erase_budget_pages", "gauge"),
         ("pawl_sign_refusals_total", "counter"),
         ("pawl_key_seconds_since_signature", "gauge"),
+        ("pawl_board_events_dropped_total", "counter"),
     ] {
         has_help_and_type(&text, name, kind);
     }
@@ -315,6 +316,7 @@ fn every_board_metric_is_exported_with_key_and_kind_labels_only() {
         1.0
     );
     assert!(!text.contains("pawl_sign_refusals_total{reason=\"signed\"}"));
+    assert_eq!(value(&text, "pawl_board_events_dropped_total"), 0.0);
     // The reasons the alert rules watch are there from the start.
     assert_eq!(
         value(&text, "pawl_sign_refusals_total{reason=\"write_budget\"}"),

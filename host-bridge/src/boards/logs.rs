@@ -38,21 +38,12 @@ impl Dropped {
         }
     }
 
-    /// `pawl_board_events_dropped_total{board="…"}`, one series per board (0 until one drops).
-    pub fn render(&self, out: &mut String, boards: &Boards) {
-        let Ok(m) = self.0.lock() else { return };
-        let _ = writeln!(
-            out,
-            "# HELP pawl_board_events_dropped_total Board log events the board's ring overwrote before the bridge read them.\n# TYPE pawl_board_events_dropped_total counter"
-        );
-        for board in boards.all() {
-            let n = m.get(&board.name).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "pawl_board_events_dropped_total{{board=\"{}\"}} {n}",
-                board.name
-            );
-        }
+    /// Events of board `board` its ring overwrote before they were read (0 until one drops).
+    pub fn of(&self, board: &str) -> u64 {
+        self.0
+            .lock()
+            .map(|m| m.get(board).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 }
 

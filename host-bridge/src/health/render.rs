@@ -94,7 +94,20 @@ pub fn render(boards: &Boards, metrics: &Metrics) -> String {
         );
     }
     board_figures(&mut out, &per_board);
-    metrics.board_events_dropped.render(&mut out, boards);
+    // With one board, no `board` label (as every board figure).
+    let _ = writeln!(
+        out,
+        "# HELP pawl_board_events_dropped_total Board log events the board's ring overwrote before the bridge read them.\n# TYPE pawl_board_events_dropped_total counter"
+    );
+    for board in boards.all() {
+        let labels = board_label(boards, board);
+        let n = metrics.board_events_dropped.of(&board.name);
+        if labels.is_empty() {
+            let _ = writeln!(out, "pawl_board_events_dropped_total {n}");
+        } else {
+            let _ = writeln!(out, "pawl_board_events_dropped_total{{{labels}}} {n}");
+        }
+    }
     key_figures(&mut out, boards, metrics, &per_board);
     out
 }
