@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand.
 
 pub mod azure_import;
+pub mod cometbft;
 pub mod device;
 pub mod keys;
 pub mod selftest;
@@ -63,6 +64,9 @@ pub enum Command {
     /// High watermarks on the board.
     #[command(subcommand)]
     Watermark(watermark::WatermarkCommand),
+    /// The CometBFT signer (`[[cometbft]]` in pawl.toml).
+    #[command(subcommand)]
+    Cometbft(cometbft::CometCommand),
 }
 
 /// Run the parsed command line.
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(cmd) => device::run(&ctx, cmd),
         Command::Keys(cmd) => keys::run(&ctx, cmd),
         Command::Watermark(cmd) => watermark::run(&ctx, cmd),
+        Command::Cometbft(cmd) => cometbft::run(&ctx, cmd),
     }
 }
 
