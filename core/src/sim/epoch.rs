@@ -6,11 +6,10 @@
 //! before it counts (OTP programming is durable when it returns). It holds
 //! [`OTP_EPOCHS`] epochs, as the RP2350 image's rows do.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use super::counter::CounterFile;
 use crate::store::epoch::OTP_EPOCHS;
 use crate::store::{EpochCounter, StoreError};
 
@@ -25,8 +24,7 @@ pub fn otp_path(dir: &Path) -> PathBuf {
 
 /// An [`EpochCounter`] in a file.
 pub struct FileEpoch {
-    file: File,
-    value: u32,
+    counter: CounterFile,
     capacity: u32,
 }
 
@@ -38,27 +36,8 @@ impl FileEpoch {
 
     /// As [`FileEpoch::open`], holding `capacity` epochs (tests of exhaustion).
     pub fn open_with(path: &Path, capacity: u32) -> io::Result<Self> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let mut bytes = std::vec::Vec::new();
-        file.read_to_end(&mut bytes)?;
-        let value = match bytes.len() {
-            0 => 0,
-            4 => u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-            n => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    std::format!("{} is {n} bytes, expected 4", path.display()),
-                ));
-            }
-        };
         Ok(FileEpoch {
-            file,
-            value,
+            counter: CounterFile::open(path)?,
             capacity,
         })
     }
@@ -66,22 +45,17 @@ impl FileEpoch {
 
 impl EpochCounter for FileEpoch {
     fn read(&mut self) -> Result<u32, StoreError> {
-        Ok(self.value)
+        Ok(self.counter.value())
     }
 
     fn burn_to(&mut self, epoch: u32) -> Result<(), StoreError> {
-        if epoch <= self.value {
+        if epoch <= self.counter.value() {
             return Ok(());
         }
         if epoch > self.capacity {
             return Err(StoreError::Full);
         }
-        self.file
-            .write_all_at(&epoch.to_le_bytes(), 0)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|_| StoreError::Io)?;
-        self.value = epoch;
-        Ok(())
+        self.counter.raise(epoch, true)
     }
 
     fn capacity(&self) -> u32 {

@@ -32,6 +32,7 @@ use crate::store::{Anchored, BoardKey, Budgeted, Clock, NorStore, NorStoreConfig
 
 mod behind;
 pub mod bench;
+mod counter;
 pub mod epoch;
 pub mod flash;
 pub mod guard;

@@ -13,8 +13,8 @@ use core::ffi::CStr;
 use pawl_core::store::epoch::OTP_EPOCHS;
 use pawl_core::store::{EpochCounter, RollbackGuard, StoreError};
 
-use crate::semihost::{HostError, HostFile, Open};
-use crate::state::FileGuard;
+use crate::semihost::HostError;
+use crate::state::{CounterFile, FileGuard};
 
 /// Longest `otp=` path, NUL included.
 pub const OTP_PATH_MAX: usize = 160;
@@ -45,51 +45,25 @@ impl OtpPath {
 }
 
 /// The epoch counter in the `otp=` file.
-pub struct FileEpoch {
-    file: HostFile,
-    value: u32,
-}
+pub struct FileEpoch(CounterFile);
 
 impl FileEpoch {
     /// Open (or create, at zero) the counter file.
     pub fn open(path: &CStr) -> Result<FileEpoch, HostError> {
-        let mut file = match HostFile::open(path, Open::ReadWrite) {
-            Ok(f) => f,
-            Err(_) => {
-                drop(HostFile::open(path, Open::Create)?);
-                HostFile::open(path, Open::ReadWrite)?
-            }
-        };
-        let value = match file.size()? {
-            0 => 0,
-            4 => {
-                let mut bytes = [0u8; 4];
-                file.read_at(0, &mut bytes)?;
-                u32::from_le_bytes(bytes)
-            }
-            _ => return Err(HostError),
-        };
-        Ok(FileEpoch { file, value })
+        CounterFile::open(path).map(FileEpoch)
     }
 }
 
 impl EpochCounter for FileEpoch {
     fn read(&mut self) -> Result<u32, StoreError> {
-        Ok(self.value)
+        Ok(self.0.value())
     }
 
     fn burn_to(&mut self, epoch: u32) -> Result<(), StoreError> {
-        if epoch <= self.value {
-            return Ok(());
-        }
-        if epoch > OTP_EPOCHS {
+        if epoch > OTP_EPOCHS && epoch > self.0.value() {
             return Err(StoreError::Full);
         }
-        self.file
-            .write_at(0, &epoch.to_le_bytes())
-            .map_err(|_| StoreError::Io)?;
-        self.value = epoch;
-        Ok(())
+        self.0.raise(epoch)
     }
 
     fn capacity(&self) -> u32 {

@@ -1,6 +1,7 @@
 //! The rest of the board's state in host files: the anti-rollback counter, the board key, the
-//! entropy source and the button. The RP2350 keeps the first two in OTP and has a TRNG and a
-//! real button; these stand-ins are for the CI board only.
+//! entropy source and the button. The RP2350 keeps its counter in flash beside the store
+//! (anchored by an OTP epoch, as this board's `otp=` file does: [`crate::otp`]), its board key
+//! in OTP, and has a TRNG and a real button; these stand-ins are for the CI board only.
 //!
 //! | file (in the state directory) | what |
 //! |---|---|
@@ -19,16 +20,17 @@ use pawl_core::store::{BoardKey, RollbackGuard, StoreError};
 use crate::log;
 use crate::semihost::{self, HostError, HostFile, Open};
 
-/// The anti-rollback counter in `rollback-counter`.
-pub struct FileGuard {
+/// A rising counter in a host file, 4 bytes little-endian (absent or empty: 0): the shape of
+/// both counters outside `flash.bin` — the rollback guard here and the OTP epoch
+/// ([`crate::otp`]).
+pub struct CounterFile {
     file: HostFile,
     value: u32,
 }
 
-impl FileGuard {
-    /// Open (or create, at zero) the counter file.
-    pub fn open() -> Result<FileGuard, HostError> {
-        let path = c"rollback-counter";
+impl CounterFile {
+    /// Open (or create, at zero) the file at `path`; any size but 0 or 4 bytes is refused.
+    pub fn open(path: &CStr) -> Result<CounterFile, HostError> {
         let mut file = match HostFile::open(path, Open::ReadWrite) {
             Ok(f) => f,
             Err(_) => {
@@ -45,24 +47,44 @@ impl FileGuard {
             }
             _ => return Err(HostError),
         };
-        Ok(FileGuard { file, value })
+        Ok(CounterFile { file, value })
+    }
+
+    /// The value.
+    pub fn value(&self) -> u32 {
+        self.value
+    }
+
+    /// Raise the value to `to` (nothing when it is not higher).
+    pub fn raise(&mut self, to: u32) -> Result<(), StoreError> {
+        if to <= self.value {
+            return Ok(());
+        }
+        self.file
+            .write_at(0, &to.to_le_bytes())
+            .map_err(|_| StoreError::Io)?;
+        self.value = to;
+        Ok(())
+    }
+}
+
+/// The anti-rollback counter in `rollback-counter`.
+pub struct FileGuard(CounterFile);
+
+impl FileGuard {
+    /// Open (or create, at zero) the counter file.
+    pub fn open() -> Result<FileGuard, HostError> {
+        CounterFile::open(c"rollback-counter").map(FileGuard)
     }
 }
 
 impl RollbackGuard for FileGuard {
     fn floor(&mut self) -> Result<u32, StoreError> {
-        Ok(self.value)
+        Ok(self.0.value())
     }
 
     fn advance(&mut self, seq: u32) -> Result<(), StoreError> {
-        if seq <= self.value {
-            return Ok(());
-        }
-        self.file
-            .write_at(0, &seq.to_le_bytes())
-            .map_err(|_| StoreError::Io)?;
-        self.value = seq;
-        Ok(())
+        self.0.raise(seq)
     }
 }
 
