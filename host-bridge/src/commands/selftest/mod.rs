@@ -12,6 +12,7 @@
 //! `--no-button`, no scratch flash) is not a failure.
 
 pub mod board;
+mod link;
 pub mod yubihsm;
 
 use clap::Args;
