@@ -370,7 +370,7 @@ impl Cycle {
             return 0xAA; // 4 ones, so the monobit count is unchanged in a popcount-4 stream
         }
         // Every 8th sample of the first window repeats the window's first value.
-        if n > 0 && n < 512 && n % 8 == 0 && n / 8 < self.repeat_first {
+        if n > 0 && n < 512 && n.is_multiple_of(8) && n / 8 < self.repeat_first {
             return self.values[0];
         }
         let v = self.values[self.at % self.values.len()];
