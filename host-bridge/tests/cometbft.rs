@@ -450,6 +450,7 @@ async fn serve_the_node(
     let client = tokio::spawn(run(
         Arc::new(BoardSigner {
             boards: Boards::single("board", link),
+            yubihsm: None,
         }),
         settings,
         Arc::new(cometbft_p2p::IdentitySecret::from_bytes(&[9; 32])),

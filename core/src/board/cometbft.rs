@@ -21,7 +21,9 @@
 //! 4. the jump guard: a height more than the key's jump limit above the mark needs the
 //!    button, as for Tezos;
 //! 5. **make the mark durable** ([`Store::persist_mark`]: with ceiling reservation most
-//!    signatures write nothing), sign, record in RAM, release.
+//!    signatures write nothing), sign, record in RAM, release. A YubiHSM2 key's signature is
+//!    made by the HSM and verified on the board before it is recorded or released
+//!    ([`super::cometbft_hsm`]).
 //!
 //! The extension (when asked) is signed after the vote was accepted, every time the vote is
 //! answered: CometBFT's FilePV re-signs extensions too, and extensions are not slashable.
@@ -47,13 +49,13 @@ use crate::watermark::{MarkId, MarkKind, Verdict, WatermarkError};
 
 /// What this board signed at a mark's position since it started, beside the watermark
 /// table's hash and signature: the timestamp.
-#[derive(Clone, Copy)]
-struct Signed {
-    id: MarkId,
-    level: u32,
-    round: u32,
-    without_timestamp: [u8; 32],
-    timestamp: Timestamp,
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Signed {
+    pub(super) id: MarkId,
+    pub(super) level: u32,
+    pub(super) round: u32,
+    pub(super) without_timestamp: [u8; 32],
+    pub(super) timestamp: Timestamp,
 }
 
 /// CometBFT signing state held in RAM: what each key signed last (one entry per key: a key
@@ -62,6 +64,10 @@ struct Signed {
 #[derive(Default)]
 pub(super) struct CometState {
     signed: heapless::Vec<Signed, { MAX_KEYS }>,
+    /// The last position approved for a YubiHSM2 key and not yet answered with a verified
+    /// signature: the same sign bytes (timestamp included) may be sent to the HSM again
+    /// ([`super::cometbft_hsm`]).
+    pub(super) approved: Option<Signed>,
 }
 
 impl CometState {
@@ -69,7 +75,7 @@ impl CometState {
         self.signed.iter().find(|s| s.id == *id)
     }
 
-    fn remember(&mut self, new: Signed) {
+    pub(super) fn remember(&mut self, new: Signed) {
         self.signed.retain(|s| s.id.key != new.id.key);
         // Cannot overflow: one entry per key, and the board holds at most MAX_KEYS keys. Were
         // it to, the entry is simply not kept and a retry is refused (never a wrong answer).
@@ -125,6 +131,14 @@ struct Answer {
     timestamp: Option<Timestamp>,
 }
 
+/// Where a vote or proposal stands after steps 3 to 5: answered, or (YubiHSM2 key) to be
+/// signed by the HSM at `signed`'s position, the mark durable ([`super::cometbft_hsm`]):
+/// `fresh` for a new approval, else the same sign bytes again after an unanswered approval.
+enum Signing {
+    Answered(Answer),
+    Hsm { signed: Signed, fresh: bool },
+}
+
 impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     /// Answer one request of the family.
     pub(super) fn cometbft(&mut self, request: CometRequest<'_>) -> Result<Response, Refusal> {
@@ -137,7 +151,12 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             } => self.comet_vote(&pkh, sign_bytes, extension),
             CometRequest::SignProposal { pkh, sign_bytes } => {
                 let proposal = self.comet_check(&pkh, sign_bytes, false)?;
-                let answer = self.comet_sign(&pkh, sign_bytes, &proposal)?;
+                let answer = match self.comet_sign(&pkh, sign_bytes, &proposal)? {
+                    Signing::Answered(answer) => answer,
+                    Signing::Hsm { signed, fresh } => {
+                        return self.comet_hsm_sign(&pkh, sign_bytes, false, signed, fresh);
+                    }
+                };
                 Ok(Response::CometBft(CometResponse::Proposal {
                     signature: answer.signature,
                     timestamp: answer.timestamp,
@@ -173,7 +192,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         if material.curve() != Curve::Ed25519 {
             return Err(CometError::NotEd25519.into());
         }
-        if !matches!(material, Material::OnBoard(_)) {
+        if !matches!(material, Material::OnBoard(_) | Material::YubiHsm { .. }) {
             return Err(CometError::Backend.into());
         }
         self.rewrite_slot(index, |s| {
@@ -201,8 +220,17 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
             if !belongs {
                 return Err(CometError::ExtensionMismatch.into());
             }
+            // One relayed sign per request: extensions are not signed through a YubiHSM2.
+            if matches!(self.slot(pkh)?.material, Material::YubiHsm { .. }) {
+                return Err(CometError::HsmExtension.into());
+            }
         }
-        let answer = self.comet_sign(pkh, sign_bytes, &vote)?;
+        let answer = match self.comet_sign(pkh, sign_bytes, &vote)? {
+            Signing::Answered(answer) => answer,
+            Signing::Hsm { signed, fresh } => {
+                return self.comet_hsm_sign(pkh, sign_bytes, true, signed, fresh);
+            }
+        };
         let extension_signature = match extension {
             Some(bytes) => Some(self.comet_pair_sign(pkh, bytes)?),
             None => None,
@@ -226,7 +254,10 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         if slot.duty.role != Role::Cosmos {
             return Err(OffDuty::NotCosmos.into());
         }
-        if !matches!(slot.material, Material::OnBoard(_)) {
+        if !matches!(
+            slot.material,
+            Material::OnBoard(_) | Material::YubiHsm { .. }
+        ) {
             return Err(CometError::Backend.into());
         }
         if slot.duty.standby {
@@ -271,7 +302,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         pkh: &PublicKeyHash,
         sign_bytes: &[u8],
         signable: &Signable<'_>,
-    ) -> Result<Answer, Refusal> {
+    ) -> Result<Signing, Refusal> {
         let id = mark_id(signable.chain_id, pkh);
         let level = signable.height;
         let round = packed(signable.round, signable.step);
@@ -291,7 +322,24 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 }
                 .into());
             }
-            return self.comet_repeat(&id, level, round, signable);
+            let here = Signed {
+                id,
+                level,
+                round,
+                without_timestamp: digest,
+                timestamp: signable.timestamp,
+            };
+            if matches!(self.slot(pkh)?.material, Material::YubiHsm { .. })
+                && self.comet_hsm_may_resend(&here)
+            {
+                return Ok(Signing::Hsm {
+                    signed: here,
+                    fresh: false,
+                });
+            }
+            return self
+                .comet_repeat(&id, level, round, signable)
+                .map(Signing::Answered);
         }
         // Above the mark; a full table is refused here.
         self.marks.can_raise(&id, level, round)?;
@@ -310,20 +358,28 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         // Durable before anything is signed, let alone released.
         self.store.persist_mark(&id, level, round)?;
         self.counters.mark_writes = self.counters.mark_writes.saturating_add(1);
-        let signature = self.comet_pair_sign(pkh, sign_bytes)?;
-        self.marks.record(&id, level, round, digest, signature)?;
-        self.comet.remember(Signed {
+        let signed = Signed {
             id,
             level,
             round,
             without_timestamp: digest,
             timestamp: signable.timestamp,
-        });
+        };
+        if matches!(self.slot(pkh)?.material, Material::YubiHsm { .. }) {
+            // Approved in RAM, sealed and relayed; verified and recorded when the HSM answers.
+            return Ok(Signing::Hsm {
+                signed,
+                fresh: true,
+            });
+        }
+        let signature = self.comet_pair_sign(pkh, sign_bytes)?;
+        self.marks.record(&id, level, round, digest, signature)?;
+        self.comet.remember(signed);
         self.counters.signatures = self.counters.signatures.saturating_add(1);
-        Ok(Answer {
+        Ok(Signing::Answered(Answer {
             signature,
             timestamp: None,
-        })
+        }))
     }
 
     /// At the mark's exact position: the recorded signature for the same sign bytes (with the

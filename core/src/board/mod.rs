@@ -27,6 +27,7 @@
 //! erasing keys, in [`undo`].
 
 mod cometbft;
+mod cometbft_hsm;
 mod duty;
 mod events;
 mod host_held;

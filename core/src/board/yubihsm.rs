@@ -88,6 +88,9 @@ struct Operation {
 }
 
 /// What an HSM exchange is for.
+// CometBFT's sign bytes (at most 512) are held in place: there is no heap on the board, and
+// the one pending operation lives in the board's state (measured by `firmware/qemu/budget.sh`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(super) enum Work {
     /// Sign `digest` with HSM key `key`; the mark, if any, is durable and approved in RAM.
@@ -115,6 +118,9 @@ pub(super) enum Work {
     },
     /// `pawl device selftest --yubihsm` ([`super::hsm_check`]).
     Check(super::hsm_check::Check),
+    /// CometBFT: sign the whole sign bytes with HSM Ed25519 key (the mark is durable and
+    /// approved in RAM; [`super::cometbft_hsm`]).
+    Comet(super::cometbft_hsm::CometSign),
 }
 
 impl Work {
@@ -137,6 +143,13 @@ impl Work {
                 ..
             } => Command::generate(*curve, *key_id, label, *domains).map_err(Refusal::Hsm),
             Work::Check(check) => check.command(),
+            Work::Comet(sign) => {
+                let (curve, key_id) = curve_of(&sign.key)?;
+                if curve != Curve::Ed25519 {
+                    return Err(Refusal::Hsm(HsmError::UnsupportedCurve));
+                }
+                Command::sign_message(key_id, &sign.sign_bytes).map_err(Refusal::Hsm)
+            }
         }
     }
 }
@@ -190,6 +203,26 @@ pub(super) fn verify(
     };
     public.verify_digest(digest, &signature)?;
     Ok(signature)
+}
+
+/// The longest message the board relays to the HSM: a Session Message carrying the longest
+/// command (Sign EdDSA over CometBFT sign bytes); Create and Authenticate Session are shorter.
+const MAX_RELAYED: usize = crate::yubihsm::scp03::sealed_len(command::MAX_DATA);
+
+/// The HSM's Ed25519 signature over the whole `message` (CometBFT sign bytes), verified
+/// strictly under `public` before anything is recorded or released.
+pub(super) fn verify_message(
+    public: &PublicKey,
+    message: &[u8],
+    raw: &[u8; 64],
+) -> Result<Signature, KeyError> {
+    let PublicKey::Ed25519(pk) = public else {
+        return Err(KeyError::CurveMismatch);
+    };
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(pk).map_err(|_| KeyError::InvalidPublicKey)?;
+    vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(raw))
+        .map_err(|_| KeyError::BadSignature)?;
+    Ok(Signature::Ed25519(*raw))
 }
 
 fn relay(message: &[u8]) -> Result<Response, Refusal> {
@@ -317,6 +350,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     fn hsm_auth(&self, work: &Work) -> Result<AuthKey, Refusal> {
         match work {
             Work::Sign { key, .. } => Ok(self.hsm_key(key)?.0),
+            Work::Comet(sign) => Ok(self.hsm_key(&sign.key)?.0),
             Work::Import { .. } | Work::Generate { .. } => self.hsm_credential(),
             Work::Check(check) => match check.key() {
                 Some(pkh) => Ok(self.hsm_key(pkh)?.0),
@@ -348,7 +382,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
         {
             self.hsm.session = None;
         }
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; MAX_RELAYED];
         let (step, n) = if self.hsm.session.is_some() {
             self.hsm_seal(&work, &mut buf)?
         } else {
@@ -397,7 +431,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     /// The next command of an operation whose previous command was answered, in the open
     /// session.
     pub(super) fn hsm_continue(&mut self, work: Work, reopened: bool) -> Result<Response, Refusal> {
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; MAX_RELAYED];
         let (step, n) = self.hsm_seal(&work, &mut buf)?;
         self.hsm.pending = Some(Operation {
             work,
@@ -411,7 +445,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
     pub(super) fn hsm_reply(&mut self, reply: &[u8]) -> Result<Response, Refusal> {
         self.healthy()?;
         let op = self.hsm.pending.take().ok_or(Refusal::NoPendingSign)?;
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; MAX_RELAYED];
         let handshake =
             match op.step {
                 Step::Create(handshake) => self.hsm_auth(&op.work).and_then(|auth| {
@@ -494,6 +528,7 @@ impl<S: Store, E: Entropy, P: Presence> Board<S, E, P> {
                 self.hsm_continue(work, op.reopened)
             }
             Work::Check(check) => self.hsm_check_answer(check, Ok(data), op.reopened),
+            Work::Comet(sign) => self.comet_hsm_answer(sign, data),
             Work::Import {
                 key_id,
                 expect,

@@ -7,7 +7,7 @@
 //! module; in short:
 //!
 //! * A key signs CometBFT requests only once it is a **Cosmos key**: an Ed25519 (tz1) key on
-//!   the board (YubiHSM2 and host-held keys: not in this version, [`CometError::Backend`]),
+//!   the board or in a YubiHSM2 (host-held keys: not in this version, [`CometError::Backend`]),
 //!   pinned to one CometBFT chain id by [`CometRequest::SetChain`]
 //!   (provisioning mode; the key's role becomes [`Role::Cosmos`](super::Role::Cosmos)). A
 //!   Cosmos key refuses every Tezos request and a Tezos key every CometBFT signing request
@@ -22,6 +22,12 @@
 //!   recorded signature **and the recorded timestamp** (the node must put that timestamp into
 //!   its vote or proposal, as CometBFT's FilePV does); anything else is a double sign and is
 //!   refused. The mark is durable before the signature leaves the board.
+//! * A YubiHSM2 key: after every check and with the mark durable, the board answers
+//!   [`super::Response::RelayToHsm`] (Sign EdDSA over the whole sign bytes, sealed in the
+//!   board's own session); the bridge relays it and the HSM's answers
+//!   ([`super::Request::HsmReply`]) until the board, having verified the HSM's signature over
+//!   the sign bytes under the registered key, answers [`super::Response::CometBft`]. A vote
+//!   extension for a YubiHSM2 key is refused ([`CometError::HsmExtension`]).
 //!
 //! Requests are answered with [`super::Response::CometBft`], except [`CometRequest::SetChain`]
 //! ([`super::Response::KeyInfo`]) and refusals ([`super::Response::Refused`]).
@@ -250,9 +256,11 @@ pub enum CometError {
     /// An extension was given for a vote that is not a precommit for a block, or its height,
     /// round or chain differ from the vote's.
     ExtensionMismatch,
-    /// The key is not on the board: YubiHSM2 and host-held keys do not sign CometBFT requests
-    /// in this version.
+    /// The key is host-held: only keys on the board and YubiHSM2 keys sign CometBFT requests.
     Backend,
+    /// A vote extension was given for a YubiHSM2 key: the board relays one sign command per
+    /// request, so extensions are signed only by keys on the board.
+    HsmExtension,
 }
 
 /// What is wrong with sign bytes.
@@ -348,7 +356,10 @@ impl core::fmt::Display for CometError {
                 "a vote extension is signed only with a precommit for a block, at its height, round and chain",
             ),
             CometError::Backend => f.write_str(
-                "only keys on the board sign CometBFT requests in this version (not YubiHSM2 or host-held keys)",
+                "only keys on the board and YubiHSM2 keys sign CometBFT requests (not host-held keys)",
+            ),
+            CometError::HsmExtension => f.write_str(
+                "vote extensions are not signed with YubiHSM2 keys (one HSM sign per request): disable vote extensions or use a key on the board",
             ),
         }
     }

@@ -29,9 +29,14 @@ pub const ECHO_LEN: usize = 8;
 /// Length of a YubiHSM2 object label.
 pub const LABEL_LEN: usize = 40;
 
-/// Longest command data: Generate Asymmetric Key (id, label, domains, capabilities,
-/// algorithm).
-const MAX_DATA: usize = 2 + LABEL_LEN + 2 + 8 + 1;
+/// Longest message the board has the HSM sign whole with Sign EdDSA: CometBFT sign bytes
+/// (the HSM's own limit is its 2,048-byte message buffer).
+pub const MAX_MESSAGE: usize = crate::protocol::cometbft::MAX_COMET_SIGN_BYTES;
+
+/// Longest command data: Sign EdDSA over a whole [`MAX_MESSAGE`]-byte message (key id, then
+/// the message); Generate Asymmetric Key (id, label, domains, capabilities, algorithm) is
+/// shorter.
+pub const MAX_DATA: usize = 2 + MAX_MESSAGE;
 
 /// An inner command: its code and data (key id, then the digest if any).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +77,22 @@ impl Command {
             Curve::Ed25519 => Ok(Command::with_key(code::SIGN_EDDSA, key, Some(digest))),
             Curve::Bls12_381 => Err(HsmError::UnsupportedCurve),
         }
+    }
+
+    /// Sign EdDSA over the whole `message` with Ed25519 key `key` (CometBFT signs its sign
+    /// bytes themselves, not a digest of them). At most [`MAX_MESSAGE`] bytes.
+    pub fn sign_message(key: ObjectId, message: &[u8]) -> Result<Command, HsmError> {
+        let mut data = [0u8; MAX_DATA];
+        let len = 2 + message.len();
+        data.get_mut(2..len)
+            .ok_or(HsmError::TooLong)?
+            .copy_from_slice(message);
+        data[..2].copy_from_slice(&key.to_be_bytes());
+        Ok(Command {
+            code: code::SIGN_EDDSA,
+            data,
+            len,
+        })
     }
 
     /// Get Public Key of `key`.
@@ -117,6 +138,7 @@ impl Command {
             Curve::Ed25519 => (ALGORITHM_ED25519, CAPABILITY_SIGN_EDDSA),
             Curve::Bls12_381 => return Err(HsmError::UnsupportedCurve),
         };
+        const GENERATE_LEN: usize = 2 + LABEL_LEN + 2 + 8 + 1;
         let mut data = [0u8; MAX_DATA];
         data[..2].copy_from_slice(&key.to_be_bytes());
         data[2..42].copy_from_slice(label);
@@ -126,7 +148,7 @@ impl Command {
         Ok(Command {
             code: code::GENERATE_ASYMMETRIC_KEY,
             data,
-            len: MAX_DATA,
+            len: GENERATE_LEN,
         })
     }
 }

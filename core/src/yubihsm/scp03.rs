@@ -55,6 +55,12 @@ const DERIVE_S_RMAC: u8 = 0x07;
 type CbcEnc = cbc::Encryptor<Aes128>;
 type CbcDec = cbc::Decryptor<Aes128>;
 
+/// Length of the Session Message [`Session::seal`] writes for `data_len` bytes of command
+/// data: header, session id, the padded inner command, MAC.
+pub const fn sealed_len(data_len: usize) -> usize {
+    HEADER + 1 + ((HEADER + data_len) / BLOCK + 1) * BLOCK + MAC_LEN
+}
+
 fn cmac(key: &[u8; 16], parts: &[&[u8]]) -> [u8; 16] {
     let mut mac = <Cmac<Aes128> as KeyInit>::new(key.into());
     for part in parts {

@@ -1,7 +1,10 @@
 //! [`CometBoard`] over the bridge's boards: the request goes to the board that holds the key
-//! (routed by pkh like every Tezos request), as [`CometRequest`]s. Only keys on the board sign
-//! CometBFT requests in this version (the board refuses others). Refusals keep the board's
-//! own words.
+//! (routed by pkh like every Tezos request), as [`CometRequest`]s. Keys on the board answer at
+//! once; for a YubiHSM2 key the board answers `RelayToHsm` and the request is carried through
+//! the HSM relay to the board's final answer, as for Tezos (one HSM exchange at a time).
+//! Refusals keep the board's own words.
+
+use std::sync::Arc;
 
 use pawl_core::keys::{PublicKey, PublicKeyHash, Signature};
 use pawl_core::protocol::cometbft::{CometError, CometRequest, CometResponse};
@@ -11,6 +14,7 @@ use super::answer::{CODE_DOUBLE_SIGN, CODE_REFUSED};
 use super::proto::Timestamp;
 use super::{CometBoard, Refused, SignItem, Signed};
 use crate::boards::Boards;
+use crate::hsm_exchange::carry;
 use crate::http::ApiError;
 
 /// The boards of `pawl serve`, as the CometBFT clients see them.
@@ -18,6 +22,8 @@ use crate::http::ApiError;
 pub struct BoardSigner {
     /// The boards.
     pub boards: Boards,
+    /// The YubiHSM2 relay (`[yubihsm]` in pawl.toml), for keys in a YubiHSM2.
+    pub yubihsm: Option<Arc<crate::yubihsm::HsmRelay>>,
 }
 
 /// The metric label and code of a board refusal.
@@ -87,12 +93,45 @@ impl BoardSigner {
             .boards
             .for_signing(pkh, height)
             .map_err(|e| from_api(e.into()))?;
+        // YubiHSM2 keys: one exchange at a time from the request to the board's last answer
+        // (one pending operation, one session). A key not listed yet is treated as one.
+        let hsm = self.yubihsm.as_deref().filter(|_| {
+            board
+                .link
+                .cached_key(pkh)
+                .is_none_or(|k| k.backend == pawl_core::protocol::Backend::YubiHsm)
+        });
+        let _hsm_serial = match hsm {
+            Some(r) => Some(r.serial.lock().await),
+            None => None,
+        };
         let reply = board
             .link
             .ask(&Request::CometBft(request))
             .await
             .map_err(|e| from_api(board.unavailable(e)))?;
-        match reply.response {
+        let response = match reply.response {
+            Response::RelayToHsm { sealed } => {
+                let Some(relay) = self.yubihsm.as_deref() else {
+                    return Err(Refused {
+                        reason: "hsm_error",
+                        code: CODE_REFUSED,
+                        description: "the board asks for a YubiHSM2 but this bridge has no \
+                                      connector ([yubihsm] in pawl.toml)"
+                            .into(),
+                    });
+                };
+                carry(&board.link, relay, sealed.to_vec(), |_| {})
+                    .await
+                    .map_err(|e| Refused {
+                        reason: "hsm_error",
+                        code: CODE_REFUSED,
+                        description: e.to_string(),
+                    })?
+            }
+            other => other,
+        };
+        match response {
             Response::CometBft(r) => Ok(r),
             Response::Refused(r) => Err(from_refusal(&r)),
             _ => Err(unexpected("something else than a CometBFT answer")),

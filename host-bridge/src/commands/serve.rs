@@ -202,6 +202,7 @@ async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> {
         &ctx.home,
         Arc::new(crate::cometbft::board::BoardSigner {
             boards: boards.clone(),
+            yubihsm: state.yubihsm.clone(),
         }),
         Arc::clone(&state.metrics.cometbft),
     ) {
