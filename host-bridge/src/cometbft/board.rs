@@ -79,6 +79,15 @@ fn unexpected(what: &str) -> Refused {
 }
 
 impl BoardSigner {
+    /// Whether the board lists `pkh` as a YubiHSM2 key.
+    fn in_yubihsm(&self, pkh: &PublicKeyHash) -> bool {
+        self.boards
+            .for_signing(pkh, None)
+            .ok()
+            .and_then(|board| board.link.cached_key(pkh))
+            .is_some_and(|k| k.backend == pawl_core::protocol::Backend::YubiHsm)
+    }
+
     async fn ask(
         &self,
         pkh: &PublicKeyHash,
@@ -205,6 +214,11 @@ impl CometBoard for BoardSigner {
                 sign_bytes,
                 extension,
             } => {
+                // A YubiHSM2 key signs no vote extension (the board refuses one for it:
+                // docs/cometbft.md "Keys in a YubiHSM2"): its precommit is answered without an
+                // extension signature, as tmkms answers, which a chain without vote extensions
+                // accepts. Asking with the extension would get the whole precommit refused.
+                let extension = extension.filter(|_| !self.in_yubihsm(key));
                 let request = CometRequest::SignVote {
                     pkh: *key,
                     sign_bytes: &sign_bytes,
