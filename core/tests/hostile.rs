@@ -15,12 +15,22 @@
 //! 4. the board never panics and answers every frame with one decodable frame;
 //! 5. every released signature verifies under the key's public key with a second library.
 //!
+//! The families added later are in the mix at small rates (4% of well-formed requests, the
+//! older mix in its proportions): the self-tests, `Events` and `HsmCheck` change nothing
+//! durable (checked: no record written; `FlashTime` is skipped, the board is lent no
+//! instruments); CometBFT votes and proposals (`support/hostile_comet.rs`) are checked by the
+//! tests' own reading of the sign bytes: one signature per (chain, key, height, round, step),
+//! only above the key's mark and everything signed before on that chain, only for the pinned
+//! chain, moving only the `CometBft` mark of that position; `SetChain` is a key write.
+//!
 //! `PAWL_HOSTILE_SECS` (default 5), `PAWL_HOSTILE_SEED` (default: fixed ⊕ time, printed),
 //! `PAWL_HOSTILE_STEPS` (stop after this step, to replay a failure). See `core/README.md`.
 #![allow(clippy::cast_possible_truncation, clippy::std_instead_of_core)]
 
 #[path = "support/hostile_checks.rs"]
 mod checks;
+#[path = "support/hostile_comet.rs"]
+mod comet;
 #[path = "support/hostile_driver.rs"]
 mod driver;
 #[path = "support/hostile.rs"]

@@ -123,3 +123,87 @@ pub fn patched(template: &[u8], height: u32, round: u32, block: u8) -> Vec<u8> {
     b[25] = block;
     b
 }
+
+/// Where CometBFT sign bytes ask to be signed, read by the tests' own protobuf walk (not
+/// pawl's reader): the chain id, height, round and step (1 propose, 2 prevote, 3 precommit).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub chain_id: Vec<u8>,
+    pub height: i64,
+    pub round: i64,
+    pub step: u8,
+}
+
+fn varint(bytes: &[u8], mut at: usize) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(at)?;
+        at += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some((value, at));
+        }
+    }
+    None
+}
+
+/// Read length-prefixed `CanonicalVote` / `CanonicalProposal` bytes (CometBFT's
+/// `types/canonical.proto`: type = 1, height = 2 and round = 3 as sfixed64; the chain id is
+/// field 6 of a vote, 7 of a proposal; type 1 prevote, 2 precommit, 32 proposal). `None` for
+/// anything that is not such a message. Lenient on field order: it says where the bytes aim,
+/// not whether they are well formed.
+pub fn position(bytes: &[u8]) -> Option<Position> {
+    let (len, mut at) = varint(bytes, 0)?;
+    if (at as u64).checked_add(len)? != bytes.len() as u64 {
+        return None;
+    }
+    let (mut kind, mut height, mut round) = (0u64, 0i64, 0i64);
+    let mut strings: Vec<(u64, &[u8])> = Vec::new();
+    while at < bytes.len() {
+        let (tag, next) = varint(bytes, at)?;
+        at = next;
+        let field = tag >> 3;
+        match tag & 7 {
+            0 => {
+                let (v, next) = varint(bytes, at)?;
+                at = next;
+                if field == 1 {
+                    kind = v;
+                }
+            }
+            1 => {
+                let v = i64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?);
+                at += 8;
+                match field {
+                    2 => height = v,
+                    3 => round = v,
+                    _ => {}
+                }
+            }
+            2 => {
+                let (l, next) = varint(bytes, at)?;
+                let end = next.checked_add(usize::try_from(l).ok()?)?;
+                strings.push((field, bytes.get(next..end)?));
+                at = end;
+            }
+            5 => {
+                bytes.get(at..at + 4)?;
+                at += 4;
+            }
+            _ => return None,
+        }
+    }
+    let (step, chain_field) = match kind {
+        32 => (1, 7),
+        1 => (2, 6),
+        2 => (3, 6),
+        _ => return None,
+    };
+    let chain_id = strings.iter().rev().find(|(f, _)| *f == chain_field)?.1;
+    Some(Position {
+        chain_id: chain_id.to_vec(),
+        height,
+        round,
+        step,
+    })
+}

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pawl_core::digest::blake2b_256;
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, Signature};
+use pawl_core::protocol::cometbft::CometResponse;
+use pawl_core::protocol::selftest::SelfTestResponse;
 use pawl_core::protocol::{Backend, KeyInfo, Mode, Refusal, Request, Response};
 use pawl_core::request::ChainId;
 use pawl_core::store::StoreError;
@@ -54,6 +56,9 @@ impl Harness {
                                 self.effect.cut_forget = Some(*pkh)
                             }
                             Sent::KeyRemoval { pkh } => self.effect.cut_key_removal = Some(*pkh),
+                            Sent::CometPin { pkh, .. } => {
+                                self.effect.cut_key_write = Some((Some(*pkh), None))
+                            }
                             _ => {}
                         }
                     }
@@ -67,6 +72,27 @@ impl Harness {
             }
         }
         self.stats.paths.insert((name.clone(), answer.clone()));
+        if let Sent::Harmless { flash } = &sent {
+            if self.wrote != 0 {
+                self.fail(
+                    3,
+                    format!(
+                        "{name}, which changes nothing durable, wrote {} record(s): {answer}",
+                        self.wrote
+                    ),
+                );
+            }
+            let skipped = matches!(
+                response,
+                Response::SelfTest(SelfTestResponse::Skipped(_)) | Response::Refused(_)
+            );
+            if *flash && !skipped {
+                self.fail(
+                    3,
+                    format!("FlashTime on a board lent no instruments answered {response:?}"),
+                );
+            }
+        }
         match (sent, response) {
             (Sent::Sign { pkh, payload }, Response::Signature(sig)) => {
                 self.released(&pkh, &payload, &sig, "sign");
@@ -93,6 +119,7 @@ impl Harness {
                 self.position(&pkh, &payload, "HSM sign");
                 self.stats.release("HSM signs started");
                 self.hsm_flow = Some((pkh, payload));
+                self.comet_flow = None;
                 self.relay = Some(sealed.to_vec());
             }
             (Sent::Sign { pkh, payload }, Response::Refused(_)) => {
@@ -123,11 +150,54 @@ impl Harness {
                 }
             }
             (Sent::HsmReply, Response::RelayToHsm { sealed }) => self.relay = Some(sealed.to_vec()),
+            (Sent::HsmReply, Response::CometBft(answer)) => {
+                self.relay = None;
+                match self.comet_flow.take() {
+                    Some((pkh, bytes)) => self.comet_released(&pkh, &bytes, None, answer, true),
+                    None => self.fail(
+                        1,
+                        format!("a CometBFT answer with no CometBFT sign under way: {answer:?}"),
+                    ),
+                }
+            }
             (Sent::HsmReply, r) => {
                 self.relay = None;
                 self.hsm_flow = None;
+                self.comet_flow = None;
                 self.provisioned(&r);
             }
+            (
+                Sent::CometSign {
+                    pkh,
+                    sign_bytes,
+                    extension,
+                },
+                Response::CometBft(answer),
+            ) => self.comet_released(&pkh, &sign_bytes, extension.as_deref(), answer, false),
+            (
+                Sent::CometSign {
+                    pkh, sign_bytes, ..
+                },
+                Response::RelayToHsm { sealed },
+            ) => {
+                self.comet_approved(&pkh, &sign_bytes);
+                self.hsm_flow = None;
+                self.comet_flow = Some((pkh, sign_bytes));
+                self.relay = Some(sealed.to_vec());
+            }
+            (Sent::CometPin { pkh, chain }, r @ Response::KeyInfo(_)) => {
+                self.provisioned(&r);
+                self.comet_pins.insert(pkh, chain);
+            }
+            (
+                _,
+                Response::CometBft(
+                    answer @ (CometResponse::Vote { .. } | CometResponse::Proposal { .. }),
+                ),
+            ) => self.fail(
+                5,
+                format!("a CometBFT signature in answer to {name}: {answer:?}"),
+            ),
             (Sent::Prove { pkh, other }, Response::Signature(sig)) => {
                 let ok = match (self.key(&pkh).map(|k| k.public_key), other, sig) {
                     (Some(PublicKey::Bls(pk)), None, s) => verify_pop_independently(&pk, &s),
@@ -152,6 +222,7 @@ impl Harness {
             }
             (_, Response::RelayToHsm { sealed }) => {
                 self.hsm_flow = None;
+                self.comet_flow = None;
                 self.relay = Some(sealed.to_vec());
             }
             (Sent::ImportWatermark { id, level, round }, Response::Done) => {
@@ -184,6 +255,7 @@ impl Harness {
                     // operator provisions the keys again.
                     self.stats.erases += 1;
                     self.releases.clear();
+                    self.forget_comet(None);
                     self.needs_setup = true;
                     // A new board configuration from the next boot on (ceilings are absolute).
                     self.ahead = *self.rng.pick(&[0, 1, 4, 16]);
@@ -204,6 +276,10 @@ impl Harness {
                 self.fail(3, format!("operational mode answered {r:?}"));
             }
             self.effect.keys_may_change = true;
+            if let Response::KeyInfo(info) = r {
+                // Rewritten otherwise than by `SetChain`: its pin is no longer known.
+                self.comet_pins.remove(&info.pkh);
+            }
             // The board ends pending work on a state change; a `Done` that changed nothing
             // leaves it. The model keeps it either way: a board that forgot refuses the
             // continuation, and what it releases is checked against the pending payload.
@@ -317,6 +393,8 @@ impl Harness {
                 );
             }
         }
+        self.comet_pins
+            .retain(|pkh, _| keys.iter().any(|k| k.pkh == *pkh));
         let before = core::mem::replace(&mut self.keys, keys);
         let mut marks = BTreeMap::new();
         let mut start = 0u16;
@@ -359,6 +437,11 @@ impl Harness {
                         };
                         self.releases
                             .retain(|pos, _| (pos.0, pos.1, pos.2) != (id.chain.0, id.key, magic));
+                        if id.kind == MarkKind::CometBft {
+                            // Its CometBFT history starts again too.
+                            self.comet_signed.retain(|pos, _| pos.1 != id.key);
+                            self.comet_high.retain(|(key, _), _| *key != id.key);
+                        }
                     }
                     continue;
                 }

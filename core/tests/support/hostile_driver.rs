@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pawl_core::board::{Board, Presence};
-use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, SecretBytes};
+use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, SecretBytes, Signature};
 use pawl_core::policy::Policy;
+use pawl_core::protocol::cometbft::CometRequest;
+use pawl_core::protocol::selftest::SelfTestRequest;
 use pawl_core::protocol::{
     Envelope, KeyInfo, MAX_FRAME, Mode, Refusal, Request, Response, StoreHealth, decode_frame,
 };
@@ -51,6 +53,9 @@ const PAGES: usize = 16;
 
 /// (chain, key, magic byte, level, round): one signing position as Octez reads it.
 pub type Pos = ([u8; 4], PublicKeyHash, u8, u32, u32);
+
+/// (chain id, key, height, round, step): one CometBFT signing position.
+pub type CometPos = (Vec<u8>, PublicKeyHash, i64, i64, u8);
 
 /// What was released or approved at one position.
 pub struct Release {
@@ -97,6 +102,22 @@ pub enum Sent {
     KeyWrite {
         pkh: PublicKeyHash,
         policy: Option<Policy>,
+    },
+    /// CometBFT `SetChain`: a key write that pins the key to `chain`.
+    CometPin {
+        pkh: PublicKeyHash,
+        chain: Vec<u8>,
+    },
+    /// A CometBFT vote or proposal.
+    CometSign {
+        pkh: PublicKeyHash,
+        sign_bytes: Vec<u8>,
+        extension: Option<Vec<u8>>,
+    },
+    /// A request that changes nothing durable: the self-tests, `Events`, `HsmCheck`, CometBFT
+    /// `State`. `flash`: the flash timing, which this board (no instruments lent) skips.
+    Harmless {
+        flash: bool,
     },
     Other,
 }
@@ -148,6 +169,30 @@ impl Sent {
             | Request::SetDuty { pkh, .. } => Sent::KeyWrite {
                 pkh: *pkh,
                 policy: None,
+            },
+            Request::CometBft(CometRequest::SetChain { pkh, chain_id }) => Sent::CometPin {
+                pkh: *pkh,
+                chain: chain_id.as_bytes().to_vec(),
+            },
+            Request::CometBft(CometRequest::SignVote {
+                pkh,
+                sign_bytes,
+                extension,
+            }) => Sent::CometSign {
+                pkh: *pkh,
+                sign_bytes: sign_bytes.to_vec(),
+                extension: extension.map(<[u8]>::to_vec),
+            },
+            Request::CometBft(CometRequest::SignProposal { pkh, sign_bytes }) => Sent::CometSign {
+                pkh: *pkh,
+                sign_bytes: sign_bytes.to_vec(),
+                extension: None,
+            },
+            Request::CometBft(CometRequest::State { .. })
+            | Request::Events(_)
+            | Request::HsmCheck(_) => Sent::Harmless { flash: false },
+            Request::SelfTest(t) => Sent::Harmless {
+                flash: matches!(t, SelfTestRequest::FlashTime),
             },
             _ => Sent::Other,
         }
@@ -219,6 +264,15 @@ pub struct Harness {
     pub last_reply: Vec<u8>,
     /// The operator re-provisions the board after an erase.
     pub needs_setup: bool,
+    /// CometBFT signatures released, by position (invariant 1: one per position).
+    pub comet_signed: HashMap<CometPos, (Signature, u64)>,
+    /// The highest position signed per (key, chain id): (height, round, step).
+    pub comet_high: HashMap<(PublicKeyHash, Vec<u8>), (i64, i64, u8)>,
+    /// The chain each key was last pinned to by an answered `SetChain` (forgotten when the
+    /// key is rewritten otherwise, removed, or a power cut may have rewritten it).
+    pub comet_pins: HashMap<PublicKeyHash, Vec<u8>>,
+    /// The CometBFT sign relayed to the YubiHSM2 (key, sign bytes).
+    pub comet_flow: Option<(PublicKeyHash, Vec<u8>)>,
     /// Recent sign payloads, for identical retries.
     pub recent: VecDeque<(PublicKeyHash, Vec<u8>)>,
     pub chains: Vec<[u8; 4]>,
@@ -241,6 +295,19 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .map(ToString::to_string)
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(non-text panic)".into())
+}
+
+/// A request's name for the counts: the variant, and for the families that hold several
+/// requests (`SelfTest`, `Events`, `HsmCheck`, `CometBft`) the inner one too.
+pub fn request_name(request: &Request<'_>) -> String {
+    let inner = match request {
+        Request::SelfTest(r) => format!("{r:?}"),
+        Request::Events(r) => format!("{r:?}"),
+        Request::HsmCheck(r) => format!("{r:?}"),
+        Request::CometBft(r) => format!("{r:?}"),
+        other => return head(&format!("{other:?}")).to_string(),
+    };
+    format!("{}::{}", head(&format!("{request:?}")), head(&inner))
 }
 
 pub fn kind_of_magic(magic: u8) -> MarkKind {
@@ -282,6 +349,10 @@ impl Harness {
             last_reply: Vec::new(),
             needs_setup: false,
             recent: VecDeque::new(),
+            comet_signed: HashMap::new(),
+            comet_high: HashMap::new(),
+            comet_pins: HashMap::new(),
+            comet_flow: None,
             chains,
             frames: Vec::new(),
             history: VecDeque::new(),
@@ -333,6 +404,25 @@ impl Harness {
                 },
             );
         }
+        // A Cosmos validator key, pinned to the vectors' chain: most CometBFT requests aim
+        // at it, so that the Tezos keys keep their mix.
+        let policy = self.policy(false);
+        wellformed(
+            self,
+            &Request::ImportKey {
+                curve: Curve::Ed25519,
+                secret: SecretBytes::new(crate::comet::COSMOS_SECRET),
+                policy,
+            },
+        );
+        let pkh = crate::comet::cosmos_pkh();
+        wellformed(
+            self,
+            &Request::CometBft(CometRequest::SetChain {
+                pkh,
+                chain_id: crate::comet::COSMOS,
+            }),
+        );
         for i in 0..self.service.len() {
             let public_key = self.service[i].public();
             let policy = self.policy(i == 0);
@@ -511,11 +601,7 @@ impl Harness {
         let mut mine = frame.clone();
         let decoded: Option<Envelope<Request<'_>>> = decode_frame(&mut mine).ok();
         let (id, sent, name) = match &decoded {
-            Some(e) => (
-                Some(e.id),
-                Sent::of(&e.message),
-                head(&format!("{:?}", e.message)).to_string(),
-            ),
+            Some(e) => (Some(e.id), Sent::of(&e.message), request_name(&e.message)),
             None => (None, Sent::Other, "(unreadable frame)".to_string()),
         };
         let mut input = frame;
@@ -574,8 +660,13 @@ impl Harness {
         self.board = Some(board);
         self.approval = None;
         self.hsm_flow = None;
+        self.comet_flow = None;
         self.relay = None;
         self.effect.rebooted = true;
+        if self.effect.cut_fired {
+            // A cut key write may have re-pinned or unpinned a key without an answer.
+            self.comet_pins.clear();
+        }
         let status = match self.ask(Request::Status) {
             Response::Status(s) => s,
             other => self.fail(4, format!("Status answered {other:?}")),
@@ -586,6 +677,7 @@ impl Harness {
             self.effect.reset = true;
             self.releases.clear();
             self.stats.erases += 1;
+            self.forget_comet(None);
             if let StoreHealth::Refusing(e) = status.store {
                 self.refusing_after_erase = true;
                 let example = format!("step {}: {e:?}", self.stats.steps);

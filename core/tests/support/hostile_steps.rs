@@ -5,6 +5,10 @@
 use pawl_core::digest::blake2b_256;
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, SecretBytes, Signature, SigningVersion};
 use pawl_core::policy::{BallotSet, Policy};
+use pawl_core::protocol::cometbft::CometRequest;
+use pawl_core::protocol::events::EventsRequest;
+use pawl_core::protocol::hsm_check::HsmCheckRequest;
+use pawl_core::protocol::selftest::SelfTestRequest;
 use pawl_core::protocol::{Backend, Duty, MAX_FRAME, PROTOCOL_VERSION, Request, Role};
 use pawl_core::request::{ChainId, KindSet, OpKind, OpKindSet, RequestKind};
 use pawl_core::watermark::{MarkId, MarkKind};
@@ -132,7 +136,7 @@ impl Harness {
         p
     }
 
-    fn some_pkh(&mut self) -> PublicKeyHash {
+    pub fn some_pkh(&mut self) -> PublicKeyHash {
         if self.keys.is_empty() || self.rng.pct(4) {
             return random_pkh(&mut self.rng);
         }
@@ -208,7 +212,7 @@ impl Harness {
                 let known: Vec<MarkId> = self
                     .marks
                     .keys()
-                    .filter(|m| m.key == *pkh)
+                    .filter(|m| m.key == *pkh && m.kind != MarkKind::CometBft)
                     .copied()
                     .collect();
                 let (chain, kind) = if !known.is_empty() && self.rng.pct(60) {
@@ -270,7 +274,11 @@ impl Harness {
         let pkh = self.some_pkh();
         let payload;
         let label;
-        let roll = self.rng.below(1000);
+        let chain_text;
+        let extension;
+        // 0..1000: the Tezos-era mix; 1000..1040: the self-test, events, HSM check and
+        // CometBFT families (4%), so the older mix keeps its proportions.
+        let roll = self.rng.below(1040);
         let request = match roll {
             0..700 => {
                 payload = self.payload(&pkh);
@@ -454,7 +462,7 @@ impl Harness {
                 pkh,
                 operational: self.rng.pct(50),
             },
-            _ => {
+            999 => {
                 label = "hostile".repeat(1 + self.rng.below(7) as usize);
                 Request::GenerateHsmKey {
                     key_id: 0,
@@ -464,6 +472,63 @@ impl Harness {
                     policy: self.policy(false),
                 }
             }
+            1000..1006 => Request::SelfTest(match self.rng.below(6) {
+                0 => SelfTestRequest::Facts,
+                1 => SelfTestRequest::SignTime {
+                    curve: *self.rng.pick(&Curve::ALL),
+                },
+                2 => SelfTestRequest::FlashTime,
+                3 => SelfTestRequest::Entropy,
+                4 => SelfTestRequest::Button,
+                _ => {
+                    payload = self.rng.upto(400);
+                    SelfTestRequest::Echo { payload: &payload }
+                }
+            }),
+            1006..1009 => Request::Events(EventsRequest::Since {
+                after: if self.rng.pct(70) {
+                    self.rng.below(100) as u32
+                } else {
+                    self.rng.next() as u32
+                },
+            }),
+            1009..1012 => Request::HsmCheck(match self.rng.below(3) {
+                0 => HsmCheckRequest::Session,
+                1 => HsmCheckRequest::Key { pkh },
+                _ => HsmCheckRequest::ThrowAway {
+                    curve: *self.rng.pick(&Curve::ALL),
+                    domains: *self.rng.pick(&[1, 1, 0, 0xffff]),
+                },
+            }),
+            1012..1014 => {
+                let pkh = self.comet_key(false);
+                chain_text = self.comet_chain();
+                Request::CometBft(CometRequest::SetChain {
+                    pkh,
+                    chain_id: &chain_text,
+                })
+            }
+            1014..1030 => {
+                let pkh = self.comet_key(true);
+                payload = self.comet_sign_bytes(&pkh, true);
+                extension = self.comet_extension(&payload);
+                Request::CometBft(CometRequest::SignVote {
+                    pkh,
+                    sign_bytes: &payload,
+                    extension: extension.as_deref(),
+                })
+            }
+            1030..1036 => {
+                let pkh = self.comet_key(true);
+                payload = self.comet_sign_bytes(&pkh, false);
+                Request::CometBft(CometRequest::SignProposal {
+                    pkh,
+                    sign_bytes: &payload,
+                })
+            }
+            _ => Request::CometBft(CometRequest::State {
+                pkh: self.comet_key(false),
+            }),
         };
         let frame = fuzz::encode(id, &request);
         let body = fuzz::body_of(id, &request);
@@ -480,7 +545,8 @@ impl Harness {
         let mut body = if self.rng.pct(15) {
             let mut b = Vec::new();
             fuzz::zarith(self.rng.next() >> 40, &mut b); // id
-            b.push(self.rng.below(30) as u8); // variant
+            // Every variant (31 with the CometBFT family, index 30) and a few past the last.
+            b.push(self.rng.below(33) as u8); // variant
             b.extend(self.rng.upto(120));
             b
         } else {
