@@ -437,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
         storm = Storm(args.url, keys, chain, Log(args.log), start, args.connections,
                       args.timeout)
         signal.signal(signal.SIGTERM, lambda *_: storm.stop.set())
+        # Ctrl-C stops the storm even when a non-interactive shell started us in the background
+        # (it leaves SIGINT ignored, and Python then installs no KeyboardInterrupt handler).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         print(f"storm: {len(keys)} key(s), {args.connections} connection(s), from level "
               f"{start}; unplug the board now and then, plug it back; Ctrl-C to stop",
               flush=True)
