@@ -68,8 +68,8 @@ fn stack_used<R>(f: impl FnOnce() -> R) -> (R, usize) {
 const ATTESTATION: &str = "13b3d79f993222f293d2f293230ec36b0bef1caead619f1a7206ff54a0c198f07ae25bb151150015000000220000000458335430566f4b95401c110f33e74d3a324f83ad6003ed9d5e93ce617fa11e44";
 const ATTESTATION_TZ4: &str = "13b3d79f993222f293d2f293230ec36b0bef1caead619f1a7206ff54a0c198f07ae25bb15129000000220000000458335430566f4b95401c110f33e74d3a324f83ad6003ed9d5e93ce617fa11e44";
 
-/// `hex` decoded, with the level (4 bytes before round and block hash) raised by `bump`.
-fn payload(hex: &str, bump: u8, out: &mut [u8; 80]) -> usize {
+/// Lower-case `hex` decoded into the front of `out`; its length.
+fn unhex(hex: &str, out: &mut [u8]) -> usize {
     let hex = hex.as_bytes();
     let n = hex.len() / 2;
     let nib = |c: u8| match c {
@@ -79,6 +79,12 @@ fn payload(hex: &str, bump: u8, out: &mut [u8; 80]) -> usize {
     for i in 0..n {
         out[i] = (nib(hex[2 * i]) << 4) | nib(hex[2 * i + 1]);
     }
+    n
+}
+
+/// `hex` decoded, with the level (4 bytes before round and block hash) raised by `bump`.
+fn payload(hex: &str, bump: u8, out: &mut [u8; 80]) -> usize {
+    let n = unhex(hex, out);
     let level_low = n - 32 - 4 - 1;
     out[level_low] += bump;
     n
@@ -115,15 +121,7 @@ const PREVOTE: &str = "73080111640000000000000019010000000000000022480a200101010
 /// Answer one CometBFT SignVote frame for `pkh` at height 100 + `bump`; `true` if signed.
 fn vote(board: &mut QemuBoard, pkh: PublicKeyHash, bump: u8, buf: &mut Buffers) -> bool {
     let mut p = [0u8; 128];
-    let hex = PREVOTE.as_bytes();
-    let n = hex.len() / 2;
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => c - b'0',
-        _ => c - b'a' + 10,
-    };
-    for i in 0..n {
-        p[i] = (nib(hex[2 * i]) << 4) | nib(hex[2 * i + 1]);
-    }
+    let n = unhex(PREVOTE, &mut p);
     // The height, sfixed64 little-endian after its tag at byte 3.
     p[4] += bump;
     let request = Request::CometBft(CometRequest::SignVote {
