@@ -31,7 +31,7 @@ use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use pawl_core::keys::{Curve, PublicKey, PublicKeyHash, Signature};
 use serde::{Deserialize, Serialize};
 
-use super::retry::{Attempt, GaveUp};
+use super::retry::Attempt;
 
 /// The file `pawl keys import --backend azure` writes in the home directory.
 pub const KEYS_FILE: &str = "azure_keys.json";
@@ -464,28 +464,7 @@ fn attempt<T>(outcome: azure_core::Result<T>) -> Attempt<T, AzureError> {
     }
 }
 
-impl From<GaveUp> for AzureError {
-    fn from(g: GaveUp) -> AzureError {
-        match g {
-            GaveUp::Throttled {
-                attempts,
-                deadline_ms,
-            } => AzureError::Throttled {
-                attempts,
-                deadline_ms,
-            },
-            GaveUp::Timeout {
-                attempts,
-                deadline_ms,
-                last,
-            } => AzureError::Timeout {
-                attempts,
-                deadline_ms,
-                last,
-            },
-        }
-    }
-}
+crate::keyring::retry::gave_up_into!(AzureError);
 
 fn retry_after(error: &azure_core::Error) -> Option<Duration> {
     let azure_core::error::ErrorKind::HttpResponse {

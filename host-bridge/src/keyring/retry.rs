@@ -54,6 +54,37 @@ pub enum GaveUp {
     },
 }
 
+/// `From<GaveUp>` for a keyring error with `Throttled { attempts, deadline_ms }` and
+/// `Timeout { attempts, deadline_ms, last }` variants (each service words its own message).
+macro_rules! gave_up_into {
+    ($error:ty) => {
+        impl From<$crate::keyring::retry::GaveUp> for $error {
+            fn from(g: $crate::keyring::retry::GaveUp) -> Self {
+                use $crate::keyring::retry::GaveUp;
+                match g {
+                    GaveUp::Throttled {
+                        attempts,
+                        deadline_ms,
+                    } => Self::Throttled {
+                        attempts,
+                        deadline_ms,
+                    },
+                    GaveUp::Timeout {
+                        attempts,
+                        deadline_ms,
+                        last,
+                    } => Self::Timeout {
+                        attempts,
+                        deadline_ms,
+                        last,
+                    },
+                }
+            }
+        }
+    };
+}
+pub(crate) use gave_up_into;
+
 /// First wait between attempts; doubled after each, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest wait between attempts unless the service asks for longer.

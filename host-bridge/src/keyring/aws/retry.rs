@@ -10,7 +10,7 @@ use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use super::AwsError;
-use crate::keyring::retry::{Attempt, GaveUp};
+use crate::keyring::retry::Attempt;
 
 /// What one failed call means for the retry loop.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,25 +99,4 @@ where
     .await
 }
 
-impl From<GaveUp> for AwsError {
-    fn from(g: GaveUp) -> AwsError {
-        match g {
-            GaveUp::Throttled {
-                attempts,
-                deadline_ms,
-            } => AwsError::Throttled {
-                attempts,
-                deadline_ms,
-            },
-            GaveUp::Timeout {
-                attempts,
-                deadline_ms,
-                last,
-            } => AwsError::Timeout {
-                attempts,
-                deadline_ms,
-                last,
-            },
-        }
-    }
-}
+crate::keyring::retry::gave_up_into!(AwsError);

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 
 pub use import::{ImportArgs, import};
 
-use super::retry::{Attempt, GaveUp};
+use super::retry::Attempt;
 use super::{Failure, FieldError, HostKeyring, KeyFile, KeyRecord, KeyringError, SignFuture};
 
 /// The backend's name: `[gcp]`, `--backend gcp`, `gcp_keys.json`, metric label.
@@ -223,28 +223,7 @@ pub enum GcpError {
     BadAnswer(String),
 }
 
-impl From<GaveUp> for GcpError {
-    fn from(g: GaveUp) -> GcpError {
-        match g {
-            GaveUp::Throttled {
-                attempts,
-                deadline_ms,
-            } => GcpError::Throttled {
-                attempts,
-                deadline_ms,
-            },
-            GaveUp::Timeout {
-                attempts,
-                deadline_ms,
-                last,
-            } => GcpError::Timeout {
-                attempts,
-                deadline_ms,
-                last,
-            },
-        }
-    }
-}
+crate::keyring::retry::gave_up_into!(GcpError);
 
 /// The Cloud KMS keyring of a running bridge (and of `pawl keys import --backend gcp`).
 pub struct GcpKeyring {
